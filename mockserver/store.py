@@ -1,0 +1,434 @@
+"""Persistence: accounts, tokens (hashed), monthly usage, clock, faults, fixtures and the journal.
+
+Everything lives in one SQLite database so that several worker processes share one state file
+and see each other's writes at once. ``:memory:`` keeps a private in-memory database instead,
+for a single process (one connection behind a lock, since SQLite's shared-cache memory mode
+does not honour busy timeouts). The store knows nothing of HTTP and holds no rules beyond
+"what is stored"; the rules are in `backend.py`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+MEMORY = ":memory:"
+SCHEMA_VERSION = "1"
+JOURNAL_LIMIT = 10_000  # newest entries kept; older ones are pruned in batches
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY, plan TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, digest TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT, revoked_at TEXT);
+CREATE INDEX IF NOT EXISTS tokens_by_account ON tokens (account_id);
+CREATE TABLE IF NOT EXISTS usage (
+    account_id TEXT NOT NULL, period TEXT NOT NULL,
+    images_used INTEGER NOT NULL DEFAULT 0, bytes_processed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (account_id, period));
+CREATE TABLE IF NOT EXISTS faults (
+    id TEXT PRIMARY KEY, account_id TEXT, status INTEGER, error TEXT,
+    delay_ms INTEGER NOT NULL DEFAULT 0, remaining INTEGER, drop_connection INTEGER NOT NULL,
+    created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS fixtures (
+    sha256 TEXT NOT NULL, prompt TEXT NOT NULL, name TEXT NOT NULL, text TEXT NOT NULL,
+    media_type TEXT, PRIMARY KEY (sha256, prompt));
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, method TEXT NOT NULL,
+    path TEXT NOT NULL, status INTEGER NOT NULL, account_id TEXT, token_prefix TEXT,
+    file_name TEXT, mime_type TEXT, file_size INTEGER, sha256 TEXT, fixture TEXT, prompt TEXT,
+    error TEXT, hint TEXT, duration_ms REAL);
+"""
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    """A stored account."""
+
+    id: str
+    plan: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """A stored token: never the token itself, only its SHA-256 digest and display prefix."""
+
+    id: str
+    account_id: str
+    digest: str
+    prefix: str
+    created_at: str
+    expires_at: str | None
+    revoked_at: str | None
+
+
+@dataclass(frozen=True)
+class FaultRow:
+    """A stored fault rule; `remaining` None means until deleted."""
+
+    id: str
+    account_id: str | None
+    status: int | None
+    error: str | None
+    delay_ms: int
+    remaining: int | None
+    drop_connection: bool
+    created_at: str
+
+
+@dataclass
+class JournalEntry:
+    """One request as the journal keeps it (built up while the request is handled)."""
+
+    time: str
+    method: str
+    path: str
+    status: int = 0
+    account_id: str | None = None
+    token_prefix: str | None = None
+    file_name: str | None = None
+    mime_type: str | None = None
+    file_size: int | None = None
+    sha256: str | None = None
+    fixture: str | None = None
+    prompt: str | None = None
+    error: str | None = None
+    hint: str | None = None
+    duration_ms: float | None = None
+    seq: int | None = field(default=None, compare=False)
+
+
+_JOURNAL_COLUMNS = tuple(f.name for f in fields(JournalEntry) if f.name != "seq")
+
+
+class Store:
+    """The mock's state in SQLite, safe to share between threads and processes."""
+
+    def __init__(self, path: str | Path = MEMORY) -> None:
+        self.path = str(path)
+        self._memory = self.path == MEMORY
+        self._local = threading.local()
+        self._lock: AbstractContextManager[Any] = threading.RLock() if self._memory else nullcontext()
+        self._shared: sqlite3.Connection | None = None
+        if not self._memory:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:  # executescript commits on its own: no explicit transaction here
+            self._connection().executescript(_SCHEMA)
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+            )
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._memory:
+            if self._shared is None:
+                self._shared = self._open(MEMORY)
+            return self._shared
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._open(self.path)
+        return db
+
+    @staticmethod
+    def _open(path: str) -> sqlite3.Connection:
+        # Autocommit mode: reads need no transaction, writes take BEGIN IMMEDIATE explicitly so
+        # that concurrent writers queue on the busy timeout instead of failing on upgrade.
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        db.row_factory = sqlite3.Row
+        if path != MEMORY:
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode stays consistent after a crash (kill -9 included); only an OS
+            # crash or power loss could lose the latest commits, acceptable for a mock.
+            db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: everything inside commits together or not at all."""
+        with self._lock:
+            db = self._connection()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._connection().execute(sql, params).fetchall()
+
+    def _read_one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        rows = self._read(sql, params)
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        """Close this thread's connection (and the shared one in memory mode)."""
+        db = self._shared if self._memory else getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+        self._shared = None
+        self._local = threading.local()
+
+    # -- whole state --------------------------------------------------------------------------
+
+    def is_empty(self) -> bool:
+        """True when no account was ever created (a fresh state file)."""
+        return self._read_one("SELECT 1 FROM accounts LIMIT 1") is None
+
+    def wipe(self, db: sqlite3.Connection) -> None:
+        """Delete every row except the schema version, inside the caller's transaction."""
+        for table in ("accounts", "tokens", "usage", "faults", "fixtures", "journal"):
+            db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+        db.execute("DELETE FROM meta WHERE key != 'schema_version'")
+
+    # -- accounts -----------------------------------------------------------------------------
+
+    def insert_account(self, db: sqlite3.Connection, account: AccountRow) -> None:
+        """Insert an account inside the caller's transaction."""
+        db.execute("INSERT INTO accounts VALUES (?, ?, ?)", (account.id, account.plan, account.created_at))
+
+    def get_account(self, account_id: str) -> AccountRow | None:
+        """The account with that id, or None."""
+        row = self._read_one("SELECT * FROM accounts WHERE id = ?", (account_id,))
+        return AccountRow(**row) if row else None
+
+    def list_accounts(self) -> list[AccountRow]:
+        """All accounts, oldest first."""
+        rows = self._read("SELECT * FROM accounts ORDER BY created_at, rowid")
+        return [AccountRow(**row) for row in rows]
+
+    def delete_account(self, account_id: str) -> bool:
+        """Delete an account. Its tokens stay, so they answer "User not found" as live does."""
+        with self.transaction() as db:
+            deleted = db.execute("DELETE FROM accounts WHERE id = ?", (account_id,)).rowcount
+            db.execute("DELETE FROM usage WHERE account_id = ?", (account_id,))
+        return bool(deleted)
+
+    def set_plan(self, account_id: str, plan: str) -> bool:
+        """Move an account to another plan; False if there is no such account."""
+        with self.transaction() as db:
+            changed = db.execute(
+                "UPDATE accounts SET plan = ? WHERE id = ?", (plan, account_id)
+            ).rowcount
+        return bool(changed)
+
+    # -- tokens -------------------------------------------------------------------------------
+
+    def insert_token(self, db: sqlite3.Connection, token: TokenRow) -> None:
+        """Insert a token inside the caller's transaction."""
+        db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?)", tuple(asdict(token).values()))
+
+    def find_token(self, digest: str) -> tuple[TokenRow, AccountRow | None] | None:
+        """The token with that SHA-256 digest and its account (None if deleted), or None."""
+        row = self._read_one(
+            "SELECT t.*, a.plan AS plan, a.created_at AS account_created_at FROM tokens t "
+            "LEFT JOIN accounts a ON a.id = t.account_id WHERE t.digest = ?",
+            (digest,),
+        )
+        if row is None:
+            return None
+        values = dict(row)
+        plan, created = values.pop("plan"), values.pop("account_created_at")
+        token = TokenRow(**values)
+        account = AccountRow(token.account_id, plan, created) if plan is not None else None
+        return token, account
+
+    def get_token(self, token_id: str) -> TokenRow | None:
+        """The token with that id, or None."""
+        row = self._read_one("SELECT * FROM tokens WHERE id = ?", (token_id,))
+        return TokenRow(**row) if row else None
+
+    def list_tokens(self, account_id: str) -> list[TokenRow]:
+        """An account's tokens, oldest first."""
+        rows = self._read(
+            "SELECT * FROM tokens WHERE account_id = ? ORDER BY created_at, rowid", (account_id,)
+        )
+        return [TokenRow(**row) for row in rows]
+
+    def count_active_tokens(self, db: sqlite3.Connection, account_id: str, now: str) -> int:
+        """Tokens neither revoked nor expired at `now`, inside the caller's transaction."""
+        row = db.execute(
+            "SELECT COUNT(*) FROM tokens WHERE account_id = ? AND revoked_at IS NULL "
+            "AND (expires_at IS NULL OR expires_at > ?)",
+            (account_id, now),
+        ).fetchone()
+        return int(row[0])
+
+    def revoke_token(self, token_id: str, now: str) -> bool:
+        """Mark a token revoked (idempotent); False if there is no such token."""
+        with self.transaction() as db:
+            found = db.execute(
+                "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
+                (now, token_id),
+            ).rowcount
+        return bool(found)
+
+    # -- usage --------------------------------------------------------------------------------
+
+    def usage(self, account_id: str, period: str) -> tuple[int, int]:
+        """(images used, bytes processed) of an account in a period."""
+        row = self._read_one(
+            "SELECT images_used, bytes_processed FROM usage WHERE account_id = ? AND period = ?",
+            (account_id, period),
+        )
+        return (row[0], row[1]) if row else (0, 0)
+
+    def set_images_used(self, account_id: str, period: str, images_used: int) -> None:
+        """Overwrite the image count of a period (bytes processed are kept)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO usage (account_id, period, images_used) VALUES (?, ?, ?) "
+                "ON CONFLICT (account_id, period) DO UPDATE SET images_used = excluded.images_used",
+                (account_id, period, images_used),
+            )
+
+    def count_image(
+        self, account_id: str, period: str, limit: int | None, size: int, entry: JournalEntry
+    ) -> bool:
+        """Add one image to the period's usage if it stays within `limit`; journal `entry` too.
+
+        This is the atomic check-and-increment that makes the quota exact under concurrency:
+        the conditional upsert runs inside one write transaction, which SQLite serialises across
+        threads and processes. Returns False (and writes nothing) when the quota is used up.
+        """
+        bound = limit if limit is not None else -1
+        with self.transaction() as db:
+            counted = db.execute(
+                "INSERT INTO usage (account_id, period, images_used, bytes_processed) "
+                "SELECT ?, ?, 1, ? WHERE ? < 0 OR ? > 0 "
+                "ON CONFLICT (account_id, period) DO UPDATE SET "
+                "images_used = images_used + 1, bytes_processed = bytes_processed + excluded.bytes_processed "
+                "WHERE ? < 0 OR images_used < ?",
+                (account_id, period, size, bound, bound, bound, bound),
+            ).rowcount
+            if counted:
+                self._insert_journal(db, entry)
+        return bool(counted)
+
+    # -- clock --------------------------------------------------------------------------------
+
+    def frozen_now(self) -> str | None:
+        """The instant the clock is frozen at (ISO-8601), or None for real time."""
+        row = self._read_one("SELECT value FROM meta WHERE key = 'frozen_now'")
+        return row[0] if row else None
+
+    def set_frozen_now(self, instant: str | None) -> None:
+        """Freeze the clock at `instant`, or return to real time with None."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM meta WHERE key = 'frozen_now'")
+            if instant is not None:
+                db.execute("INSERT INTO meta VALUES ('frozen_now', ?)", (instant,))
+
+    # -- faults -------------------------------------------------------------------------------
+
+    def add_fault(self, fault: FaultRow) -> None:
+        """Store a fault rule."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO faults VALUES (?, ?, ?, ?, ?, ?, ?, ?)", tuple(asdict(fault).values())
+            )
+
+    def list_faults(self) -> list[FaultRow]:
+        """Fault rules in the order they apply (oldest first)."""
+        rows = self._read("SELECT * FROM faults ORDER BY created_at, rowid")
+        return [FaultRow(**{**row, "drop_connection": bool(row["drop_connection"])}) for row in rows]
+
+    def delete_faults(self, fault_id: str | None = None) -> int:
+        """Delete one fault rule, or all of them; returns how many went."""
+        with self.transaction() as db:
+            if fault_id is None:
+                return db.execute("DELETE FROM faults").rowcount
+            return db.execute("DELETE FROM faults WHERE id = ?", (fault_id,)).rowcount
+
+    def take_fault(self, account_id: str) -> FaultRow | None:
+        """Claim the first fault rule matching an account, spending one of its `times`."""
+        if self._read_one("SELECT 1 FROM faults LIMIT 1") is None:
+            return None  # the common case costs one read, not a write transaction
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT * FROM faults WHERE (account_id IS NULL OR account_id = ?) "
+                "AND (remaining IS NULL OR remaining > 0) ORDER BY created_at, rowid LIMIT 1",
+                (account_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            if row["remaining"] == 1:
+                db.execute("DELETE FROM faults WHERE id = ?", (row["id"],))
+            elif row["remaining"] is not None:
+                db.execute("UPDATE faults SET remaining = remaining - 1 WHERE id = ?", (row["id"],))
+        return FaultRow(**{**row, "drop_connection": bool(row["drop_connection"])})
+
+    # -- fixtures registered at run time ------------------------------------------------------
+
+    def add_fixture(self, sha256: str, prompt: str, name: str, text: str, media_type: str | None) -> None:
+        """Register (or replace) the text returned for an image, optionally for one prompt."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO fixtures VALUES (?, ?, ?, ?, ?)",
+                (sha256, prompt, name, text, media_type),
+            )
+
+    def find_fixture(self, sha256: str, prompt: str) -> tuple[str, str] | None:
+        """(name, text) registered for the image with that prompt, else without one, else None."""
+        row = self._read_one(
+            "SELECT name, text FROM fixtures WHERE sha256 = ? AND prompt IN (?, '') "
+            "ORDER BY prompt = '' LIMIT 1",
+            (sha256, prompt),
+        )
+        return (row[0], row[1]) if row else None
+
+    def list_fixtures(self) -> list[Mapping[str, Any]]:
+        """Fixtures registered at run time."""
+        return [dict(row) for row in self._read("SELECT * FROM fixtures ORDER BY rowid")]
+
+    # -- journal ------------------------------------------------------------------------------
+
+    def record(self, entry: JournalEntry) -> None:
+        """Append a request to the journal."""
+        with self.transaction() as db:
+            self._insert_journal(db, entry)
+
+    def _insert_journal(self, db: sqlite3.Connection, entry: JournalEntry) -> None:
+        values = [getattr(entry, name) for name in _JOURNAL_COLUMNS]
+        placeholders = ", ".join("?" * len(values))
+        cursor = db.execute(
+            f"INSERT INTO journal ({', '.join(_JOURNAL_COLUMNS)}) VALUES ({placeholders})",  # noqa: S608
+            values,
+        )
+        entry.seq = cursor.lastrowid
+        if entry.seq is not None and entry.seq % 500 == 0:
+            db.execute("DELETE FROM journal WHERE seq <= ?", (entry.seq - JOURNAL_LIMIT,))
+
+    def journal(
+        self, account_id: str | None = None, status: int | None = None, limit: int | None = None
+    ) -> list[JournalEntry]:
+        """Journal entries, oldest first, optionally for one account and/or one status."""
+        where, params = [], []
+        if account_id is not None:
+            where.append("account_id = ?")
+            params.append(account_id)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        sql = "SELECT * FROM journal" + (" WHERE " + " AND ".join(where) if where else "")
+        if limit is not None:
+            sql = f"SELECT * FROM ({sql} ORDER BY seq DESC LIMIT {int(limit)})"
+        rows = self._read(sql + " ORDER BY seq", params)
+        return [JournalEntry(**row) for row in rows]
+
+    def clear_journal(self) -> None:
+        """Forget every journalled request."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM journal")

@@ -1,0 +1,149 @@
+"""Running the mock for tests: in-process on a free port, or as a real `itsocr-mock serve`.
+
+Shared by the kit's own tests, the contract suite (when no --base-url is given) and the pytest
+plugin, so that there is one way to start a mock.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from mockserver.app import create_app
+from mockserver.backend import Backend
+from mockserver.settings import Settings
+from mockserver.web import EXTENSION_KEY
+
+
+@dataclass
+class InProcessServer:
+    """The mock app served from a thread of this process on a free loopback port.
+
+    Werkzeug's threaded server is used here only because it runs inside the test process;
+    `itsocr-mock serve` always runs on gunicorn.
+    """
+
+    settings: Settings = field(default_factory=lambda: Settings(state=":memory:"))
+    host: str = "127.0.0.1"
+    _server: BaseWSGIServer | None = None
+    _thread: threading.Thread | None = None
+
+    def start(self) -> InProcessServer:
+        """Bind a free port and serve until `stop`."""
+        app = create_app(self.settings)
+        self._server = make_server(self.host, 0, app, threaded=True)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="itsocr-mock", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        """The origin, e.g. ``http://127.0.0.1:49152``."""
+        assert self._server is not None, "server not started"
+        return f"http://{self.host}:{self._server.server_port}"
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL, e.g. ``http://127.0.0.1:49152/api/v1``."""
+        return self.url + "/api/v1"
+
+    @property
+    def backend(self) -> Backend:
+        """The running app's backend (state, rules, reset)."""
+        assert self._server is not None, "server not started"
+        backend: Backend = self._server.app.extensions[EXTENSION_KEY]  # type: ignore[attr-defined]
+        return backend
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self.backend.store.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> InProcessServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+_READY = re.compile(r"itsOCR mock listening on (http://\S+)")
+
+
+@dataclass
+class ServerProcess:
+    """`itsocr-mock serve` in a child process, on a free port unless told otherwise."""
+
+    args: Sequence[str] = ()
+    state: Path | str = ":memory:"
+    env: dict[str, str] | None = None
+    startup_timeout: float = 20.0
+    process: subprocess.Popen[str] | None = None
+    url: str = ""
+    output: list[str] = field(default_factory=list)
+
+    def start(self) -> ServerProcess:
+        """Start the server and wait for its banner; raises RuntimeError with its output."""
+        command = [sys.executable, "-m", "mockserver.cli", "serve", "--port", "0",
+                   "--state", str(self.state), *self.args]
+        self.process = subprocess.Popen(
+            command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+            env={**os.environ, **(self.env or {})},
+        )
+        deadline = time.monotonic() + self.startup_timeout
+        assert self.process.stderr is not None
+        while time.monotonic() < deadline:
+            line = self.process.stderr.readline()
+            if not line:
+                break
+            self.output.append(line)
+            found = _READY.search(line)
+            if found:
+                self.url = found.group(1)
+                threading.Thread(target=self._pump, daemon=True).start()
+                return self
+        self.stop()
+        raise RuntimeError("itsocr-mock serve did not start:\n" + "".join(self.output))
+
+    def _pump(self) -> None:
+        # Keep reading stderr so that the child never blocks on a full pipe.
+        assert self.process is not None and self.process.stderr is not None
+        for line in self.process.stderr:
+            self.output.append(line)
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL."""
+        return self.url + "/api/v1"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Terminate gracefully (SIGTERM), then kill if it does not go."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, redirect, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+from werkzeug.wrappers import Response as BaseResponse
 
 from mockserver import errors
 from mockserver.backend import Upload
@@ -38,7 +39,7 @@ def preflight() -> Response:
 
 
 @api.before_app_request
-def trailing_slash() -> Response | None:
+def trailing_slash() -> BaseResponse | None:
     """The live service redirects `/ocr/` to `/ocr`, whatever the method (308 keeps it).
 
     A hook rather than a route: a `/ocr/` rule would make Werkzeug redirect `GET /ocr` to it.
@@ -61,12 +62,14 @@ def read_upload() -> Upload:
     """Parse the request body into an Upload; called by the backend after auth and quota."""
     if request.mimetype != "multipart/form-data" or not request.mimetype_params.get("boundary"):
         raise errors.InvalidRequestBody()
+    ceiling = max_file_size() + MULTIPART_OVERHEAD
     declared_length = request.content_length
-    if declared_length is not None and declared_length > max_file_size() + MULTIPART_OVERHEAD:
+    if declared_length is not None and declared_length > ceiling:
         raise errors.FileTooLarge()  # refused from its Content-Length, before it is read
+    request.max_content_length = ceiling  # a chunked body is cut off there (before .stream)
     try:
         form = read_form(request.stream, request.mimetype_params["boundary"].encode("latin-1"))
-    except MalformedForm:
+    except (MalformedForm, ClientDisconnected):  # ClientDisconnected: the body ended early
         raise errors.InvalidRequestBody() from None
     except RequestEntityTooLarge:  # a body without Content-Length that grew past the ceiling
         raise errors.FileTooLarge() from None

@@ -267,6 +267,14 @@ class Backend:
         period = period_of(now)
         self.check_quota(principal, period)
         upload = read_upload()
+        try:
+            return self._process(principal, upload, entry, started, period)
+        finally:
+            upload.stream.close()  # the spooled body is ours now: free it once answered
+
+    def _process(
+        self, principal: Principal, upload: Upload, entry: JournalEntry, started: float, period: str
+    ) -> tuple[OcrResult, bool]:
         self._describe(entry, upload)
         self.validate(principal, upload)
         recognition = self.recognise(principal, upload)

@@ -9,10 +9,12 @@ first text `prompt`, and discards everything else as it streams by.
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import IO, BinaryIO, cast
 
+from werkzeug.datastructures import Headers
 from werkzeug.sansio.multipart import (
     Data,
     Epilogue,
@@ -24,6 +26,8 @@ from werkzeug.sansio.multipart import (
 
 CHUNK_SIZE = 64 * 1024
 SPOOL_THRESHOLD = 1024 * 1024  # files above this go to a temporary file
+_QUOTED_FILENAME = re.compile(r';[ \t]*filename="([^"\r\n]*)"')
+_FILENAME_ESCAPES = re.compile(r"%0A|%0D|%22", re.IGNORECASE)
 
 
 class MalformedForm(ValueError):
@@ -34,7 +38,8 @@ class HashingSpool:
     """A write-once spooled file that hashes and counts what is written to it."""
 
     def __init__(self) -> None:
-        self.file: BinaryIO = tempfile.SpooledTemporaryFile(max_size=SPOOL_THRESHOLD)  # noqa: SIM115
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_THRESHOLD)  # noqa: SIM115
+        self.file = cast(BinaryIO, spool)  # typeshed's SpooledTemporaryFile is not a BinaryIO
         self.hash = hashlib.sha256()
         self.size = 0
 
@@ -48,6 +53,10 @@ class HashingSpool:
         """The spooled file, positioned at its start for reading."""
         self.file.seek(0)
         return self.file
+
+    def close(self) -> None:
+        """Release the spool (and its temporary file, if it went to disk)."""
+        self.file.close()
 
 
 @dataclass
@@ -69,12 +78,21 @@ class Form:
     file_parts: list[str] = field(default_factory=list)  # names of parts that carried a file
 
 
-def read_form(stream: BinaryIO, boundary: bytes) -> Form:
+def read_form(stream: IO[bytes], boundary: bytes) -> Form:
     """Read a multipart body from `stream` (which must end where the body ends).
 
     Raises MalformedForm when the body is not well-formed multipart, truncated included.
     """
-    reader = _Reader(MultipartDecoder(boundary))
+    reader = _Reader(_Decoder(boundary))
+    try:
+        return _read(stream, reader)
+    except BaseException:
+        if reader.form.file is not None:  # a half-read upload is not kept
+            reader.form.file.spool.close()
+        raise
+
+
+def _read(stream: IO[bytes], reader: _Reader) -> Form:
     while True:
         chunk = stream.read(CHUNK_SIZE)
         reader.decoder.receive_data(chunk or None)
@@ -85,6 +103,28 @@ def read_form(stream: BinaryIO, boundary: bytes) -> Form:
             raise MalformedForm(str(problem)) from None
         if not chunk:
             raise MalformedForm("the body ended before the closing boundary")
+
+
+class _Decoder(MultipartDecoder):
+    """Werkzeug's decoder, reading part headers as the live service's parser does: UTF-8 with
+    replacement characters, so a non-UTF-8 filename is echoed damaged instead of failing."""
+
+    def _parse_headers(self, data: bytes | bytearray) -> Headers:
+        return super()._parse_headers(bytes(data).decode("utf-8", "replace").encode())
+
+
+def file_name_of(event: File) -> str:
+    """The part's filename as the live service's (WHATWG form-data) parser reads it.
+
+    The bytes between the quotes are kept verbatim -- backslashes included, where werkzeug
+    would unescape them as in an HTTP quoted-string -- and only ``%0A``, ``%0D`` and ``%22``
+    are decoded. Unquoted and RFC 2231 (``filename*=``) forms keep werkzeug's reading.
+    """
+    found = _QUOTED_FILENAME.search(event.headers.get("content-disposition", ""))
+    if found is None:
+        return event.filename
+    escapes = {"%0a": "\n", "%0d": "\r", "%22": '"'}
+    return _FILENAME_ESCAPES.sub(lambda m: escapes[m.group().lower()], found.group(1))
 
 
 class _Reader:
@@ -115,7 +155,7 @@ class _Reader:
         form.file_parts.append(event.name)
         if event.name != "file" or form.file is not None or form.file_was_text:
             return None  # only the first `file` entry counts, as on the live service
-        form.file = FilePart(event.filename, event.headers.get("content-type"), HashingSpool())
+        form.file = FilePart(file_name_of(event), event.headers.get("content-type"), HashingSpool())
         return form.file.spool
 
     def _start_field(self, event: Field) -> list[bytes] | None:

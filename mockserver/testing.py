@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -40,8 +41,7 @@ class InProcessServer:
     def start(self) -> InProcessServer:
         """Bind a free port and serve until `stop`."""
         app = create_app(self.settings)
-        self._server = make_server(self.host, 0, app, threaded=True)
-        self._server.daemon_threads = True
+        self._server = make_server(self.host, 0, app, threaded=True)  # daemon threads
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="itsocr-mock", daemon=True
         )
@@ -90,17 +90,23 @@ class ServerProcess:
     """`itsocr-mock serve` in a child process, on a free port unless told otherwise."""
 
     args: Sequence[str] = ()
-    state: Path | str = ":memory:"
+    state: Path | str | None = ":memory:"  # None: no --state, so serve's own default applies
     env: dict[str, str] | None = None
     startup_timeout: float = 20.0
+    # SIGTERM lets gunicorn finish in-flight requests (~2 s); SIGINT is its quick shutdown.
+    stop_signal: signal.Signals = signal.SIGTERM
+    # How to invoke the CLI: this interpreter by default, or e.g. another environment's
+    # `itsocr-mock` console script.
+    program: Sequence[str] = (sys.executable, "-m", "mockserver.cli")
     process: subprocess.Popen[str] | None = None
     url: str = ""
     output: list[str] = field(default_factory=list)
+    _pump_thread: threading.Thread | None = None
 
     def start(self) -> ServerProcess:
         """Start the server and wait for its banner; raises RuntimeError with its output."""
-        command = [sys.executable, "-m", "mockserver.cli", "serve", "--port", "0",
-                   "--state", str(self.state), *self.args]
+        state = ["--state", str(self.state)] if self.state is not None else []
+        command = [*self.program, "serve", "--port", "0", *state, *self.args]
         self.process = subprocess.Popen(
             command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
             env={**os.environ, **(self.env or {})},
@@ -115,14 +121,16 @@ class ServerProcess:
             found = _READY.search(line)
             if found:
                 self.url = found.group(1)
-                threading.Thread(target=self._pump, daemon=True).start()
+                self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+                self._pump_thread.start()
                 return self
         self.stop()
         raise RuntimeError("itsocr-mock serve did not start:\n" + "".join(self.output))
 
     def _pump(self) -> None:
         # Keep reading stderr so that the child never blocks on a full pipe.
-        assert self.process is not None and self.process.stderr is not None
+        assert self.process is not None
+        assert self.process.stderr is not None
         for line in self.process.stderr:
             self.output.append(line)
 
@@ -132,15 +140,20 @@ class ServerProcess:
         return self.url + "/api/v1"
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Terminate gracefully (SIGTERM), then kill if it does not go."""
-        if self.process is None or self.process.poll() is not None:
+        """Send `stop_signal`, then kill if the server does not go; release the pipe."""
+        if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout)
+        if self.process.poll() is None:
+            self.process.send_signal(self.stop_signal)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        if self._pump_thread is not None:  # it ends at the pipe's EOF, now that the child is gone
+            self._pump_thread.join(timeout)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
 
     def __enter__(self) -> ServerProcess:
         return self.start()

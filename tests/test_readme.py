@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from mockserver.backend import DEMO_ACCOUNTS
+from mockserver.fixtures import FixtureCatalogue
 from mockserver.serving import banner
 from mockserver.settings import Settings
 from mockserver.testing import InProcessServer, ServerProcess
@@ -154,4 +155,5 @@ def test_the_serve_command_works_from_a_fresh_clone(tmp_path: Path) -> None:
                 timeout=10,
             )
     assert response.status_code == 200, response.text
-    assert response.json()["text"] == "Hello from itsOCR"
+    short_line = next(f for f in FixtureCatalogue.load() if f.name == "short-line.png")
+    assert response.json()["text"] == short_line.text

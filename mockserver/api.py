@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, redirect, request
+import logging
+
+from flask import Blueprint, Response, current_app, redirect, request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+from werkzeug.http import parse_options_header
 from werkzeug.wrappers import Response as BaseResponse
 
 from mockserver import errors
-from mockserver.backend import Upload
+from mockserver.backend import OVERRIDE_STATUSES, Upload
 from mockserver.clock import format_instant, utc_now
+from mockserver.connection import Deadline, body_deadline
 from mockserver.contract import max_file_size
 from mockserver.multipart import MalformedForm, read_form
 from mockserver.store import JournalEntry
+from mockserver.turns import GivingWay
 from mockserver.web import cors_headers, current_backend, json_response
 
 OCR_PATH = "/api/v1/ocr"
@@ -20,14 +25,50 @@ PREFLIGHT_MAX_AGE = "86400"
 MULTIPART_OVERHEAD = 1024 * 1024
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
+log = logging.getLogger("itsocr_mock")
 
 
 @api.route("/ocr", methods=["POST"], provide_automatic_options=False)
 def ocr() -> Response:
     """`POST /api/v1/ocr`: the OCR endpoint."""
     entry = JournalEntry(time=format_instant(utc_now()), method="POST", path=request.path)
-    result = current_backend().ocr(request.headers.get("Authorization"), read_upload, entry)
+    authorization = request.headers.get("Authorization")
+    preferred = preferred_status()
+    if preferred is not None:
+        failure = current_backend().preferred_failure(preferred, authorization, entry)
+        response = json_response(failure.to_json(), failure.status)
+        response.headers["Preference-Applied"] = f"code={preferred}"  # RFC 7240
+        return response
+    result = current_backend().ocr(authorization, read_upload, entry)
     return json_response(result.to_json())
+
+
+def preferred_status() -> int | None:
+    """The status a ``Prefer: code=NNN`` header asks for, while the control API is on.
+
+    In the spirit of Prism's override, for client developers who cannot reach the control
+    API: the request is answered that status with its live message, and nothing else happens.
+    Only statuses with a live message (`OVERRIDE_STATUSES`) can be asked for; any other is
+    ignored, as RFC 7240 asks of a server that cannot honour a preference, and the log says
+    so. Without the header (or with the control API off) the mock is the live service.
+    """
+    if not current_app.config["ITSOCR_SETTINGS"].control:
+        return None
+    for preference in ",".join(request.headers.getlist("Prefer")).split(","):
+        name, _, value = preference.split(";")[0].partition("=")
+        if name.strip().lower() != "code":
+            continue
+        code = value.strip().strip('"')
+        if code.isdigit() and int(code) in OVERRIDE_STATUSES:
+            return int(code)
+        if code != "200":  # asking for the normal answer is not a mistake
+            log.warning(
+                "hint: ignored `Prefer: code=%s`: the mock can answer %s this way; the request "
+                "was handled as usual",
+                code,
+                ", ".join(map(str, OVERRIDE_STATUSES)),
+            )
+    return None
 
 
 @api.route("/ocr", methods=["OPTIONS"], provide_automatic_options=False)
@@ -53,26 +94,36 @@ def trailing_slash() -> BaseResponse | None:
 @api.after_request
 def add_cors(response: Response) -> Response:
     """Every JSON response, and the preflight, carries the CORS headers."""
-    if response.mimetype == "application/json" or request.method == "OPTIONS":
-        response.headers.update(cors_headers())
+    # The header as written (`json_response` writes exactly this), not .mimetype: no parsing.
+    if response.content_type == "application/json" or request.method == "OPTIONS":
+        response.headers.extend(cors_headers())  # not there yet: no need to replace
     return response
 
 
 def read_upload() -> Upload:
     """Parse the request body into an Upload; called by the backend after auth and quota."""
-    if request.mimetype != "multipart/form-data" or not request.mimetype_params.get("boundary"):
+    # Parsed once here: request.mimetype and .mimetype_params would each parse the header again.
+    mimetype, params = parse_options_header(request.content_type)
+    if mimetype.lower() != "multipart/form-data" or not params.get("boundary"):
         raise errors.InvalidRequestBody()
     ceiling = max_file_size() + MULTIPART_OVERHEAD
     declared_length = request.content_length
     if declared_length is not None and declared_length > ceiling:
         raise errors.FileTooLarge()  # refused from its Content-Length, before it is read
     request.max_content_length = ceiling  # a chunked body is cut off there (before .stream)
-    try:
-        form = read_form(request.stream, request.mimetype_params["boundary"].encode("latin-1"))
-    except (MalformedForm, ClientDisconnected):  # ClientDisconnected: the body ended early
-        raise errors.InvalidRequestBody() from None
-    except RequestEntityTooLarge:  # a body without Content-Length that grew past the ceiling
-        raise errors.FileTooLarge() from None
+    boundary = params["boundary"].encode("latin-1")
+    timeout = current_app.config["ITSOCR_SETTINGS"].client_timeout
+    with body_deadline(request.environ, timeout) as deadline:
+        try:
+            form = read_form(GivingWay(request.stream), boundary)
+        except (MalformedForm, ClientDisconnected):  # ClientDisconnected: the body ended early
+            raise errors.InvalidRequestBody(hint=_timeout_hint(deadline, timeout)) from None
+        except RequestEntityTooLarge:  # a body without Content-Length that grew past the ceiling
+            raise errors.FileTooLarge() from None
+    if deadline is not None and deadline.expired:  # complete as a form, short of its length
+        if form.file is not None:
+            form.file.spool.close()
+        raise errors.InvalidRequestBody(hint=_timeout_hint(deadline, timeout))
     if form.file is None:
         raise errors.MissingFile(hint=_missing_file_hint(form.file_parts, form.file_was_text))
     spool = form.file.spool
@@ -83,6 +134,15 @@ def read_upload() -> Upload:
         sha256=spool.hash.hexdigest(),
         stream=spool.rewound(),
         prompt=(form.prompt or "").strip(),
+    )
+
+
+def _timeout_hint(deadline: Deadline | None, timeout: float) -> str | None:
+    if deadline is None or not deadline.expired:
+        return None
+    return (
+        f"the request body did not arrive within {timeout:g} s (--client-timeout) and the "
+        "connection was cut; a client this slow holds a server thread"
     )
 
 

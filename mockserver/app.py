@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import hmac
 import logging
 import socket
 
-from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.wrappers import Response as BaseResponse
 
 from mockserver import errors
 from mockserver.api import OCR_PATH, api
 from mockserver.backend import Backend
+from mockserver.connection import client_socket, discard_body
+from mockserver.control import control
 from mockserver.fixtures import FixtureCatalogue
 from mockserver.settings import Settings
 from mockserver.store import Store
@@ -33,8 +38,59 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         backend.ensure_initialised()
     app.extensions[EXTENSION_KEY] = backend
     app.register_blueprint(api)
+    if settings.control:
+        app.register_blueprint(control)
+        if settings.admin_token:
+            app.before_request(_require_admin_token)
     _register_error_handlers(app)
+    app.after_request(_linger_on_unread_body)
     return app
+
+
+def _linger_on_unread_body(response: Response) -> Response:
+    # An error answered before the body was read (401, 429, "File too large"): once the answer
+    # is sent, read and discard the rest of the body, so that a client still sending it
+    # receives the answer instead of a reset (see connection.py). Success read it all.
+    if response.status_code >= 400 and (
+        request.content_length or "chunked" in request.headers.get("Transfer-Encoding", "")
+    ):
+        try:
+            stream = request.stream
+        except HTTPException:  # a declared length over a limit set on the request
+            return response
+        environ = request.environ
+        response.call_on_close(lambda: discard_body(stream, environ))
+    return response
+
+
+CONTROL_PREFIX = "/_mock"
+
+
+def _is_control_request() -> bool:
+    """True for a request to the control API (none exists when it is switched off)."""
+    path = request.path
+    on = bool(current_app.config["ITSOCR_SETTINGS"].control)
+    return on and (path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/"))
+
+
+def _require_admin_token() -> Response | None:
+    # Only /_mock is guarded: the API itself keeps answering exactly as the live service.
+    if not _is_control_request():
+        return None
+    expected: str = current_app.config["ITSOCR_SETTINGS"].admin_token
+    scheme, _, given = request.headers.get("Authorization", "").strip().partition(" ")
+    given = given.strip()
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), expected.encode()):
+        return None
+    error = (
+        "wrong admin token"
+        if given
+        else "this mock's control API requires `Authorization: Bearer <admin token>` "
+        "(it was started with --admin-token)"
+    )
+    response = json_response(errors.Unauthorized(error).to_json(), errors.Unauthorized.status)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="itsocr-mock control API"'
+    return response
 
 
 def _register_error_handlers(app: Flask) -> None:
@@ -53,7 +109,7 @@ def _control_error(failure: errors.ControlError) -> Response:
     return json_response(failure.to_json(), failure.status)
 
 
-def _http_error(failure: HTTPException) -> Response:
+def _http_error(failure: HTTPException) -> BaseResponse:
     if failure.code == 405 and request.path == OCR_PATH:
         # The live service answers other methods in plain text, naming the method.
         return Response(
@@ -62,30 +118,42 @@ def _http_error(failure: HTTPException) -> Response:
             mimetype="text/plain",
             headers={"Allow": "POST, OPTIONS"},
         )
-    if request.path.startswith("/_mock"):
-        return json_response({"error": failure.description}, failure.code or 500)
+    if _is_control_request():
+        return _control_http_error(failure)
     response = failure.get_response()
     response.set_data(f"{failure.code} {failure.name}")
     response.mimetype = "text/plain"
     return response
 
 
+def _control_http_error(failure: HTTPException) -> Response:
+    where = f"{request.method} {request.path}"
+    if isinstance(failure, MethodNotAllowed):
+        allowed = ", ".join(failure.valid_methods or ())
+        response = json_response({"error": f"{where} is not allowed; allowed: {allowed}"}, 405)
+        response.headers["Allow"] = allowed
+        return response
+    if failure.code == 404:
+        error = f"the control API has no {request.path}; see openapi-control.yaml"
+        return json_response({"error": error}, 404)
+    return json_response({"error": f"{where}: {failure.description}"}, failure.code or 500)
+
+
 def _drop_connection(_: errors.ConnectionDropped) -> Response:
     # Close the client's socket under the server's feet: the client sees the connection end
     # with no response, as when the live service's process dies mid-request.
-    for key in ("gunicorn.socket", "werkzeug.socket"):
-        sock = request.environ.get(key)
-        if isinstance(sock, socket.socket):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+    # The status below is never sent: the server's write fails on the closed socket, which
+    # both Werkzeug and gunicorn's threaded worker take as a client gone (tested with each).
+    sock = client_socket(request.environ)
+    if sock is not None:
+        with contextlib.suppress(OSError):  # the client may have gone first
+            sock.shutdown(socket.SHUT_RDWR)
     return Response(status=500)
 
 
 def _unexpected(failure: Exception) -> Response:
     log.exception("unexpected error handling %s %s", request.method, request.path)
-    if request.path.startswith("/_mock"):
+    if _is_control_request():
         return json_response({"error": f"internal error: {failure!r}"}, 500)
     return _api_error(errors.UnexpectedError())
 

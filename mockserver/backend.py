@@ -12,20 +12,24 @@ import hashlib
 import logging
 import secrets
 import string
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from mockserver import errors
 from mockserver.clock import format_instant, parse_instant, period_of, utc_now
 from mockserver.contract import allowed_media_types, max_file_size
+from mockserver.faults import MAX_COUNT, FaultRule
 from mockserver.fixtures import FixtureCatalogue, Recognition, fallback_text
 from mockserver.imaging import is_decodable
-from mockserver.plans import Plan, get_plan
+from mockserver.plans import Plan, get_plan, plans
 from mockserver.store import AccountRow, FaultRow, JournalEntry, Store, TokenRow
+from mockserver.turns import waiting
 
 log = logging.getLogger("itsocr_mock")
 access_log = logging.getLogger("itsocr_mock.access")
@@ -111,6 +115,36 @@ class NewToken:
     row: TokenRow
 
 
+@dataclass(frozen=True)
+class Usage:
+    """An account's usage in one period (a UTC calendar month, ``YYYY-MM``)."""
+
+    period: str
+    images_used: int
+    limit: int | None  # the plan's quota; None = unlimited
+    bytes_processed: int
+
+
+@dataclass(frozen=True)
+class RegisteredFixture:
+    """A fixture registered at run time: the text returned for an image (and prompt)."""
+
+    name: str
+    sha256: str
+    prompt: str  # "" = any prompt
+    media_type: str | None
+    text: str
+
+
+def known_plan(name: str) -> Plan:
+    """The plan called `name`, or the control API's 400 naming the plans that exist."""
+    if name not in plans():
+        raise errors.BadControlRequest(
+            f"unknown plan {name!r}; expected one of {', '.join(plans())}"
+        )
+    return get_plan(name)
+
+
 def digest(token: str) -> str:
     """The SHA-256 hex digest under which a token is stored."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -135,12 +169,43 @@ def parse_authorization(header: str | None) -> str:
     return token
 
 
+class UnknownImages:
+    """What OCR made of the images recently seen that no fixture knows, by hash and prompt.
+
+    Whether the bytes decode, and the text generated for them, depend on the bytes (and the
+    prompt) alone, and cost more than the rest of a request together (a full decode, a Faker
+    document): a test suite posting the same images again pays for them once per worker.
+    """
+
+    def __init__(self, remembered: int = 1024) -> None:
+        self._remembered = remembered
+        self._outcomes: OrderedDict[tuple[str, str], Recognition | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def recognise(self, upload: Upload) -> Recognition | None:
+        """The generated text for `upload`, or None when its bytes are not a decodable image."""
+        key = (upload.sha256, upload.prompt)
+        with self._lock:
+            if key in self._outcomes:
+                self._outcomes.move_to_end(key)
+                return self._outcomes[key]
+        with waiting():  # a decoder (C code) may take a while on a large image
+            decodable = is_decodable(upload.stream)
+        outcome = fallback_text(*key) if decodable else None
+        with self._lock:
+            self._outcomes[key] = outcome
+            if len(self._outcomes) > self._remembered:
+                self._outcomes.popitem(last=False)
+        return outcome
+
+
 @dataclass
 class Backend:
     """State and rules of the mock itsOCR service."""
 
     store: Store
     catalogue: FixtureCatalogue = field(default_factory=FixtureCatalogue.load)
+    unknown_images: UnknownImages = field(default_factory=UnknownImages, repr=False)
 
     # -- state ------------------------------------------------------------------------------
 
@@ -168,7 +233,7 @@ class Backend:
 
     def create_account(self, plan: str) -> tuple[AccountRow, NewToken]:
         """A new account on `plan` with one fresh token."""
-        get_plan(plan)  # KeyError for an unknown plan, before anything is written
+        known_plan(plan)  # before anything is written
         created = format_instant(self.now())
         account = AccountRow("acct_" + uuid.uuid4().hex[:16], plan, created)
         token = generate_token()
@@ -181,15 +246,16 @@ class Backend:
     def create_token(self, account_id: str, expires_at: datetime | None = None) -> NewToken:
         """Issue a token for an account, within the limit of active tokens per account."""
         now = self.now()
-        if self.store.get_account(account_id) is None:
-            raise errors.NotFound(f"No account with id {account_id!r}")
+        self.account(account_id)  # 404 for an unknown account
         token = generate_token()
         expiry = format_instant(expires_at) if expires_at else None
         row = self._token_row(account_id, token, None, expiry, format_instant(now))
         with self.store.transaction() as db:
-            if self.store.count_active_tokens(db, account_id, format_instant(now)) >= MAX_ACTIVE_TOKENS:
+            active = self.store.count_active_tokens(db, account_id, format_instant(now))
+            if active >= MAX_ACTIVE_TOKENS:
                 raise errors.Conflict(
-                    f"An account may hold at most {MAX_ACTIVE_TOKENS} active tokens; revoke one first"
+                    f"An account may hold at most {MAX_ACTIVE_TOKENS} active tokens; "
+                    "revoke one first"
                 )
             self.store.insert_token(db, row)
         return NewToken(token, row)
@@ -207,6 +273,132 @@ class Backend:
             expires_at=expires_at,
             revoked_at=None,
         )
+
+    # -- the control API: accounts, tokens, usage, clock, faults, fixtures, journal ----------
+
+    def account(self, account_id: str) -> AccountRow:
+        """The account with that id, or 404."""
+        account = self.store.get_account(account_id)
+        if account is None:
+            raise errors.NotFound(f"no account with id {account_id!r}")
+        return account
+
+    def accounts(self) -> list[AccountRow]:
+        """Every account, oldest first."""
+        return self.store.list_accounts()
+
+    def tokens(self, account_id: str) -> list[TokenRow]:
+        """An account's tokens (revoked and expired ones included), oldest first."""
+        return self.store.list_tokens(account_id)
+
+    def delete_account(self, account_id: str) -> None:
+        """Delete an account and its usage; its tokens then answer "User not found"."""
+        if not self.store.delete_account(account_id):
+            raise errors.NotFound(f"no account with id {account_id!r}")
+
+    def change_plan(self, account_id: str, plan: str) -> AccountRow:
+        """Move an account to another plan; its usage this month stays."""
+        known_plan(plan)
+        if not self.store.set_plan(account_id, plan):
+            raise errors.NotFound(f"no account with id {account_id!r}")
+        return self.account(account_id)
+
+    def revoke_token(self, token_id: str) -> TokenRow:
+        """Revoke a token (again: no change); it then answers "API token has been revoked"."""
+        revoked = None
+        if self.store.revoke_token(token_id, format_instant(self.now())):
+            revoked = self.store.get_token(token_id)  # None only if a reset came in between
+        if revoked is None:
+            raise errors.NotFound(f"no token with id {token_id!r}")
+        return revoked
+
+    def usage(self, account_id: str) -> Usage:
+        """The account's usage in the current period of the mock's clock."""
+        account = self.account(account_id)
+        period = period_of(self.now())
+        used, processed = self.store.usage(account_id, period)
+        return Usage(period, used, get_plan(account.plan).images_per_month, processed)
+
+    def set_usage(self, account_id: str, images_used: int) -> Usage:
+        """Set the images used in the current period (bytes processed are kept)."""
+        if not 0 <= images_used <= MAX_COUNT:
+            raise errors.BadControlRequest(f"imagesUsed must be between 0 and {MAX_COUNT}")
+        self.account(account_id)
+        self.store.set_images_used(account_id, period_of(self.now()), images_used)
+        return self.usage(account_id)
+
+    def freeze_clock(self, instant: datetime) -> datetime:
+        """Stop the mock's clock at `instant`: month boundaries, expiry and usage follow it."""
+        stored = format_instant(instant)
+        self.store.set_frozen_now(stored)
+        return parse_instant(stored)
+
+    def real_clock(self) -> None:
+        """Back to real time."""
+        self.store.set_frozen_now(None)
+
+    def clock_is_frozen(self) -> bool:
+        """True while the control API holds the clock."""
+        return self.store.frozen_now() is not None
+
+    def add_fault(self, rule: FaultRule) -> FaultRow:
+        """Store a fault rule; its status must be one the mock can answer."""
+        if rule.status is not None:
+            self.error_for_status(rule.status)  # 400 for a status without a live message
+        if rule.account_id is not None:
+            self.account(rule.account_id)
+        row = rule.to_row("flt_" + uuid.uuid4().hex[:16], format_instant(self.now()))
+        self.store.add_fault(row)
+        return row
+
+    def faults(self) -> list[FaultRow]:
+        """The fault rules in the order they apply."""
+        return self.store.list_faults()
+
+    def delete_fault(self, fault_id: str) -> None:
+        """Delete one fault rule."""
+        if not self.store.delete_faults(fault_id):
+            raise errors.NotFound(f"no fault rule with id {fault_id!r}")
+
+    def clear_faults(self) -> None:
+        """Delete every fault rule."""
+        self.store.delete_faults()
+
+    def add_fixture(
+        self, image: IO[bytes], text: str, *, name: str, prompt: str = "", media_type: str | None
+    ) -> RegisteredFixture:
+        """Make OCR answer `text` for this image (with this prompt, or any when empty).
+
+        The image must decode, as an OCR model would need it to: a fixture that no real
+        service could answer is a mistake in the test, said at once rather than later.
+        """
+        if not is_decodable(image):
+            raise errors.BadControlRequest(f"the image {name!r} does not decode as an image")
+        hashed = hashlib.sha256()
+        for chunk in iter(lambda: image.read(1024 * 1024), b""):
+            hashed.update(chunk)
+        fixture = RegisteredFixture(name, hashed.hexdigest(), prompt.strip(), media_type, text)
+        self.store.add_fixture(fixture.sha256, fixture.prompt, name, text, media_type)
+        return fixture
+
+    def fixtures(self) -> list[RegisteredFixture]:
+        """The fixtures registered at run time, in the order they were added."""
+        return [
+            RegisteredFixture(
+                row["name"], row["sha256"], row["prompt"], row["media_type"], row["text"]
+            )
+            for row in self.store.list_fixtures()
+        ]
+
+    def journal(
+        self, account_id: str | None = None, status: int | None = None, limit: int | None = None
+    ) -> list[JournalEntry]:
+        """The API requests received, oldest first (the newest `limit` of them)."""
+        return self.store.journal(account_id, status, limit)
+
+    def clear_journal(self) -> None:
+        """Forget every request received."""
+        self.store.clear_journal()
 
     # -- the OCR endpoint -------------------------------------------------------------------
 
@@ -335,13 +527,15 @@ class Backend:
         known = self.catalogue.lookup(upload.sha256, upload.prompt)
         if known is not None:
             return known
-        if not is_decodable(upload.stream):
+        generated = self.unknown_images.recognise(upload)
+        if generated is None:
             raise errors.OcrFailed(hint=_undecodable_hint(upload))
-        return fallback_text(upload.sha256, upload.prompt)
+        return generated
 
     def _apply_fault(self, fault: FaultRow, principal: Principal) -> None:
         if fault.delay_ms:
-            time.sleep(fault.delay_ms / 1000)
+            with waiting():  # others are served meanwhile (turns.py)
+                time.sleep(fault.delay_ms / 1000)
         if fault.drop_connection:
             raise errors.ConnectionDropped()
         if fault.status is not None:
@@ -360,9 +554,31 @@ class Backend:
         chosen = _ERROR_FOR_STATUS.get(status)
         if chosen is None:
             raise errors.BadControlRequest(
-                f"status must be one of {', '.join(map(str, sorted([429, *_ERROR_FOR_STATUS])))}"
+                f"status must be one of {', '.join(map(str, OVERRIDE_STATUSES))}, got {status}"
             )
         return chosen()
+
+    def preferred_failure(
+        self, status: int, authorization: str | None, entry: JournalEntry
+    ) -> errors.ApiError:
+        """The answer to ``Prefer: code=<status>`` (a status of `OVERRIDE_STATUSES`): the live
+        error for that status, journalled in `entry`. No check runs and no state changes; a
+        valid token only lends its plan to the numbers of a 429."""
+        started = time.perf_counter()
+        now = self.now()
+        entry.time = format_instant(now)
+        principal = None
+        try:
+            principal = self.authenticate(authorization, now)
+            entry.account_id, entry.token_prefix = principal.account.id, principal.token.prefix
+        except errors.ApiError:
+            pass  # the override answers whoever asks
+        failure = self.error_for_status(status, principal)
+        hint = f"answered from the request's `Prefer: code={status}` header; no check ran"
+        self._finish(entry, started, failure.status, failure.error, hint)
+        self.store.record(entry)
+        log_access(entry)
+        return failure
 
     @staticmethod
     def _finish(
@@ -377,6 +593,8 @@ _ERROR_FOR_STATUS: dict[int, type[errors.ApiError]] = {
     401: errors.InvalidApiToken,
     500: errors.OcrFailed,
 }
+OVERRIDE_STATUSES: tuple[int, ...] = tuple(sorted([429, *_ERROR_FOR_STATUS]))
+"""The statuses a fault rule or ``Prefer: code=`` can ask for (each has its live message)."""
 
 
 def log_access(entry: JournalEntry) -> None:

@@ -9,6 +9,7 @@ does not honour busy timeouts). The store knows nothing of HTTP and holds no rul
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,6 +17,11 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: one process, the threading lock suffices
+    fcntl = None  # type: ignore[assignment]
 
 MEMORY = ":memory:"
 SCHEMA_VERSION = "1"
@@ -46,6 +52,53 @@ CREATE TABLE IF NOT EXISTS journal (
     file_name TEXT, mime_type TEXT, file_size INTEGER, sha256 TEXT, fixture TEXT, prompt TEXT,
     error TEXT, hint TEXT, duration_ms REAL);
 """
+
+
+class WriterLock:
+    """Serialises write transactions across the threads and processes sharing a state file.
+
+    SQLite serialises writers by itself, but a writer that finds the database locked polls it
+    with growing sleeps (its busy handler): under load an unlucky request starves for hundreds
+    of milliseconds. Waiting here instead, on locks that wake a waiter as soon as they are
+    free, keeps each write to its own duration. Threads queue on a threading lock; processes
+    (gunicorn workers) on an flock of ``<state file>-lock``, opened once per process.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path + "-lock"
+        self._threads = threading.Lock()
+        self._fd = -1
+        self._pid = 0  # the process that opened `_fd`: a forked child must open its own
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        try:
+            if fcntl is not None:
+                fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            if fcntl is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+    def _descriptor(self) -> int:
+        # An flock belongs to the open file, which fork() shares: each process opens its own.
+        if self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    def close(self) -> None:
+        """Close this process's lock file (reopened on next use)."""
+        with self._threads:  # not under a transaction of another thread
+            if self._fd >= 0 and self._pid == os.getpid():
+                os.close(self._fd)
+            self._fd, self._pid = -1, 0
 
 
 @dataclass(frozen=True)
@@ -117,6 +170,7 @@ class Store:
         self._memory = self.path == MEMORY
         self._local = threading.local()
         self._lock: AbstractContextManager[Any] = threading.RLock() if self._memory else nullcontext()
+        self._writer = None if self._memory else WriterLock(self.path)
         self._shared: sqlite3.Connection | None = None
         if not self._memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -155,7 +209,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction: everything inside commits together or not at all."""
-        with self._lock:
+        with self._lock, self._writer or nullcontext():
             db = self._connection()
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -178,6 +232,8 @@ class Store:
         db = self._shared if self._memory else getattr(self._local, "db", None)
         if db is not None:
             db.close()
+        if self._writer is not None:
+            self._writer.close()
         self._shared = None
         self._local = threading.local()
 
@@ -341,9 +397,12 @@ class Store:
             )
 
     def list_faults(self) -> list[FaultRow]:
-        """Fault rules in the order they apply (oldest first)."""
-        rows = self._read("SELECT * FROM faults ORDER BY created_at, rowid")
-        return [FaultRow(**{**row, "drop_connection": bool(row["drop_connection"])}) for row in rows]
+        """Fault rules in the order they apply (the order they were added in)."""
+        # By rowid, not created_at: the mock's clock may have been moved between two rules.
+        rows = self._read("SELECT * FROM faults ORDER BY rowid")
+        return [
+            FaultRow(**{**row, "drop_connection": bool(row["drop_connection"])}) for row in rows
+        ]
 
     def delete_faults(self, fault_id: str | None = None) -> int:
         """Delete one fault rule, or all of them; returns how many went."""
@@ -359,7 +418,7 @@ class Store:
         with self.transaction() as db:
             row = db.execute(
                 "SELECT * FROM faults WHERE (account_id IS NULL OR account_id = ?) "
-                "AND (remaining IS NULL OR remaining > 0) ORDER BY created_at, rowid LIMIT 1",
+                "AND (remaining IS NULL OR remaining > 0) ORDER BY rowid LIMIT 1",
                 (account_id,),
             ).fetchone()
             if row is None:
@@ -382,12 +441,14 @@ class Store:
 
     def find_fixture(self, sha256: str, prompt: str) -> tuple[str, str] | None:
         """(name, text) registered for the image with that prompt, else without one, else None."""
-        row = self._read_one(
-            "SELECT name, text FROM fixtures WHERE sha256 = ? AND prompt IN (?, '') "
-            "ORDER BY prompt = '' LIMIT 1",
+        # Chosen here rather than with ORDER BY, which costs SQLite a temporary b-tree: ten
+        # times the price of this primary-key lookup, on every OCR request.
+        rows = self._read(
+            "SELECT prompt, name, text FROM fixtures WHERE sha256 = ? AND prompt IN (?, '')",
             (sha256, prompt),
         )
-        return (row[0], row[1]) if row else None
+        best = max(rows, key=lambda row: row[0] == prompt, default=None)
+        return (best[1], best[2]) if best else None
 
     def list_fixtures(self) -> list[Mapping[str, Any]]:
         """Fixtures registered at run time."""
@@ -415,16 +476,18 @@ class Store:
         self, account_id: str | None = None, status: int | None = None, limit: int | None = None
     ) -> list[JournalEntry]:
         """Journal entries, oldest first, optionally for one account and/or one status."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[object] = []
         if account_id is not None:
             where.append("account_id = ?")
             params.append(account_id)
         if status is not None:
             where.append("status = ?")
             params.append(status)
-        sql = "SELECT * FROM journal" + (" WHERE " + " AND ".join(where) if where else "")
+        # Fixed clauses with bound values: nothing from the caller is pasted into the SQL.
+        sql = "SELECT * FROM journal" + (" WHERE " + " AND ".join(where) if where else "")  # noqa: S608
         if limit is not None:
-            sql = f"SELECT * FROM ({sql} ORDER BY seq DESC LIMIT {int(limit)})"
+            sql = f"SELECT * FROM ({sql} ORDER BY seq DESC LIMIT {int(limit)})"  # noqa: S608
         rows = self._read(sql + " ORDER BY seq", params)
         return [JournalEntry(**row) for row in rows]
 

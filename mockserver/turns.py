@@ -1,0 +1,76 @@
+"""Turns: in a worker process, one OCR request at a time runs Python; the others wait their turn.
+
+gunicorn's threaded worker gives each connection a thread, so that a slow client holds a
+thread, not the worker. But Python runs one thread at a time (the GIL), and threads competing
+for it hand it over at every SQLite call and socket operation. Measured under the bench's load
+(16 connections, two workers of eight threads): about 250 futex calls a request without turns
+and 50 with them (strace), and a quarter more requests a second. So a request computes in its
+turn, and gives the turn up while it waits -- for its body to arrive, for a fault rule's
+delay, for an image decoder (C code) -- so that a trickling client or a slow fault never
+holds the others up.
+
+Only `itsocr-mock serve` takes turns (see serving.py); elsewhere, as in the in-process test
+server, `waiting()` does nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from mockserver.multipart import Readable
+
+_turn = threading.Lock()
+_holder = threading.local()  # .turn: True while this thread holds the turn
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def in_turns(app: WsgiApp, paths: Collection[str]) -> WsgiApp:
+    """Wrap a WSGI app so that its calls for `paths` run one at a time in this process.
+
+    Other paths (the control API: rare, and reading bodies the turn would not give way for)
+    run as they come. The response is written by the server after the call returns: outside
+    the turn.
+    """
+
+    def turned(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") not in paths:
+            return app(environ, start_response)
+        with _turn:
+            _holder.turn = True
+            try:
+                return app(environ, start_response)
+            finally:
+                _holder.turn = False
+
+    return turned
+
+
+@contextmanager
+def waiting() -> Iterator[None]:
+    """Give the turn up for the duration of the block, if this thread holds it."""
+    if not getattr(_holder, "turn", False):
+        yield
+        return
+    _holder.turn = False
+    _turn.release()
+    try:
+        yield
+    finally:
+        _turn.acquire()
+        _holder.turn = True
+
+
+class GivingWay:
+    """A request body whose reads give the turn up: a read may wait for a slow client."""
+
+    def __init__(self, stream: Readable) -> None:
+        self._stream = stream
+
+    def read(self, size: int, /) -> bytes:
+        """Read up to `size` bytes, out of turn."""
+        with waiting():
+            return self._stream.read(size)

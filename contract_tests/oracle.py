@@ -1,0 +1,184 @@
+"""What the contract says a `POST /ocr` must answer, judged from the bytes actually sent.
+
+Generated cases are labelled positive or negative by the schema, but what matters is the wire:
+a "negative" `prompt` that is a number is still a valid text field once serialised, and a
+"negative" file part may still be a file of an allowed type. `predict` reads the request as the
+service does -- multipart body, first `file` entry, declared type, sizes -- and returns the
+statuses and exact message the live service gives for it (the documented order of checks).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from PIL import Image
+
+from contract_tests import spec
+
+_PARAM = r'{name}="((?:[^"\\]|\\.)*)"'
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The answers the contract allows for one request."""
+
+    statuses: tuple[int, ...]
+    errors: tuple[str, ...] = ()  # allowed `error` messages (observed level); empty: any
+    fields: dict[str, object] = field(default_factory=dict)  # fields of the 200 body
+    reaches_ocr: bool = False  # the request could be billed
+
+    @property
+    def error(self) -> str | None:
+        """The one exact message, when the contract allows exactly one."""
+        return self.errors[0] if len(self.errors) == 1 else None
+
+
+@dataclass(frozen=True)
+class WirePart:
+    """A part of a multipart body as it was sent."""
+
+    name: str
+    filename: str | None
+    content_type: str | None
+    content: bytes
+
+
+class Malformed(ValueError):
+    """The body is not well-formed multipart/form-data."""
+
+
+def predict(content_type: str | None, body: bytes, plan: spec.Plan) -> Outcome:
+    """The contract's answer to a body sent with `content_type` by an account on `plan`."""
+    invalid, missing = (
+        spec.example_message(400, "invalidBody"),
+        spec.example_message(400, "missingFile"),
+    )
+    boundary = _boundary(content_type)
+    if boundary is None:
+        return Outcome((400,), (invalid,))
+    try:
+        parts = parse(body, boundary)
+    except Malformed:
+        # Parsers differ on how far they read a broken body; both answers keep the contract.
+        return Outcome((400,), (invalid, missing))
+    first = next((part for part in parts if part.name == "file"), None)
+    if first is None or first.filename is None:
+        return Outcome((400,), (missing,))
+    return _judge_file(first, plan)
+
+
+def _judge_file(part: WirePart, plan: spec.Plan) -> Outcome:
+    declared = (part.content_type or "text/plain").lower()
+    if declared not in spec.allowed_media_types():
+        return Outcome((400,), (spec.unsupported_type_message(declared),))
+    size = len(part.content)
+    if size > spec.max_file_size():
+        return Outcome((400,), (spec.example_message(400, "fileTooLarge"),))
+    if size > plan.max_file_size:
+        return Outcome((400,), (spec.plan_too_large_message(plan),))
+    if not decodable(part.content):
+        return Outcome((500,), (spec.example_message(500, "ocrFailed"),), reaches_ocr=True)
+    fields: dict[str, object] = {"fileName": part.filename, "fileSize": size, "mimeType": declared}
+    return Outcome((200,), fields=fields, reaches_ocr=True)
+
+
+def _boundary(content_type: str | None) -> str | None:
+    if not content_type:
+        return None
+    media_type, _, params = content_type.partition(";")
+    if media_type.strip().lower() != "multipart/form-data":
+        return None
+    found = re.search(r'boundary=(?:"([^"]+)"|([^;\s]+))', params, re.IGNORECASE)
+    if found is None:
+        return None
+    return str(found.group(1) or found.group(2))
+
+
+def parse(body: bytes, boundary: str) -> list[WirePart]:
+    """The parts of a multipart body (RFC 7578); Malformed when it is not well-formed."""
+    delimiter = b"--" + boundary.encode("latin-1")
+    if not body.startswith(delimiter):
+        raise Malformed("the body does not start with the boundary")
+    parts = []
+    rest = body[len(delimiter) :]
+    while not rest.startswith(b"--"):
+        if not rest.startswith(b"\r\n"):
+            raise Malformed("a boundary is not followed by CRLF")
+        end = rest.find(b"\r\n" + delimiter)
+        if end < 0:
+            raise Malformed("the body ends before the closing boundary")
+        parts.append(_part(rest[2:end]))
+        rest = rest[end + 2 + len(delimiter) :]
+    return parts
+
+
+def _part(raw: bytes) -> WirePart:
+    head, separator, content = raw.partition(b"\r\n\r\n")
+    if not separator:
+        raise Malformed("a part has no blank line after its headers")
+    headers: dict[str, str] = {}
+    for line in head.decode("utf-8", "replace").split("\r\n"):
+        name, colon, value = line.partition(":")
+        if not colon:
+            raise Malformed(f"a part header is not `name: value`: {line!r}")
+        headers[name.strip().lower()] = value.strip()
+    disposition = headers.get("content-disposition", "")
+    field_name = _param(disposition, "name")
+    if not disposition.lower().startswith("form-data") or field_name is None:
+        raise Malformed("a part is not form-data with a name")
+    filename = _param(disposition, "filename")
+    return WirePart(field_name, filename, headers.get("content-type"), content)
+
+
+def _param(disposition: str, name: str) -> str | None:
+    found = re.search(r"(?:^|;)\s*" + _PARAM.format(name=name), disposition)
+    if found is None:
+        return None
+    # HTML5 form encoding (urllib3, browsers): quotes as %22, backslashes escaped.
+    return found.group(1).replace("%22", '"').replace("\\\\", "\\")
+
+
+@cache
+def _heif_registered() -> bool:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    return True
+
+
+def decodable(content: bytes) -> bool:
+    """True when the bytes are an image a decoder reads (what the OCR model needs)."""
+    _heif_registered()
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            image.verify()
+    except Exception:  # any decoder failure means "not an image" here
+        return False
+    return True
+
+
+def describe(content_type: str | None, body: Any) -> str:
+    """The request body in a few words, for failure messages."""
+    boundary = _boundary(content_type)
+    if boundary is None or not isinstance(body, bytes):
+        return f"body {content_type or 'without Content-Type'}, {len(body or b'')} bytes"
+    try:
+        parts = parse(body, boundary)
+    except Malformed as problem:
+        return f"malformed multipart ({problem}), {len(body)} bytes"
+    described = [
+        f"{part.name!r} "
+        + (
+            f"file {part.filename!r} {part.content_type or 'no type'}"
+            if part.filename is not None
+            else "field"
+        )
+        + f" {len(part.content)} bytes"
+        for part in parts[:6]
+    ]
+    more = f" and {len(parts) - 6} more" if len(parts) > 6 else ""
+    return "multipart: " + (", ".join(described) or "no parts") + more

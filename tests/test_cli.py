@@ -1,0 +1,579 @@
+"""The `itsocr-mock` command: every subcommand for real, against a running mock and on a state file.
+
+Control commands run in-process through `main()` (argparse's exits caught) against the session's
+in-process mock over HTTP (``--url``) or a state file (``--state``); what they did is checked in
+the mock's own state. `serve` and `check` run as real child processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+
+from mockserver import errors
+from mockserver.backend import DEMO_ACCOUNTS, Backend
+from mockserver.cli import main, suite_arguments
+from mockserver.clock import period_of
+from mockserver.fixtures import FixtureCatalogue
+from mockserver.resources import data_path
+from mockserver.settings import Settings
+from mockserver.store import Store
+from mockserver.testing import InProcessServer, ServerProcess
+
+MANIFEST = data_path("fixtures") / "manifest.yaml"
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one `itsocr-mock` invocation did."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> object:
+        """The standard output parsed as JSON (``--json``)."""
+        return json.loads(self.out)
+
+
+Cli = Callable[..., Result]
+
+
+@pytest.fixture(autouse=True)
+def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No target from the developer's environment; the default state file in tmp_path."""
+    for name in ("ITSOCR_MOCK_URL", "ITSOCR_MOCK_STATE", "ITSOCR_MOCK_ADMIN_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+
+
+def test_the_default_target_is_the_state_file_serve_uses(cli: Cli, tmp_path: Path) -> None:
+    assert cli("usage", "demo-free", "--set", "2").code == 0
+    state = tmp_path / "xdg" / "itsocr-mock" / "state.sqlite3"
+    assert cli("reset", "--json").json() == {"reset": str(state)}
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
+    """``cli("accounts", "list", ...)`` -> Result: `main()` in-process, usage errors included."""
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:  # argparse: --help (0) and usage errors (2)
+            code = int(exit_.code or 0)
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return run
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the control commands act, and the backend to check what they did."""
+
+    args: tuple[str, ...]
+    backend: Backend
+    url: str | None  # the mock's origin when the target is a running mock
+
+
+@pytest.fixture(params=["running mock", "state file"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    """Each control command is tested against a running mock (--url) and a state file."""
+    if request.param == "running mock":
+        server: InProcessServer = request.getfixturevalue("mock_server")
+        yield Target(("--url", server.url), server.backend, server.url)
+        return
+    path = tmp_path / "state.sqlite3"
+    backend = Backend(Store(path))
+    backend.ensure_initialised()
+    yield Target(("--state", str(path)), backend, None)
+    backend.store.close()
+
+
+def png(text: str = "x") -> bytes:
+    """A real PNG, distinct per `text`."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (30 + len(text), 20), "white").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def authenticate(backend: Backend, token: str) -> None:
+    """Raise the live 401 for `token`, or return when it is valid now."""
+    backend.authenticate(f"Bearer {token}", backend.now())
+
+
+# -- accounts ------------------------------------------------------------------------------------
+
+
+def test_accounts_create(cli: Cli, target: Target) -> None:
+    done = cli("accounts", "create", "--plan", "pro", "--json", *target.args)
+    assert done.code == 0, done.err
+    created = done.json()
+    assert isinstance(created, dict)
+    assert set(created) >= {"id", "plan", "token", "tokenId"}
+    stored = target.backend.store.get_account(created["id"])
+    assert stored is not None
+    assert stored.plan == "pro"
+    authenticate(target.backend, created["token"])
+
+
+def test_accounts_create_says_what_it_made(cli: Cli, target: Target) -> None:
+    done = cli("accounts", "create", *target.args)
+    assert done.code == 0, done.err
+    found = re.search(r"created account (\S+) on plan free\n  token: (itsocr_\w{32}) ", done.out)
+    assert found, done.out
+    assert target.backend.store.get_account(found.group(1)) is not None
+    authenticate(target.backend, found.group(2))
+
+
+def test_accounts_list(cli: Cli, target: Target) -> None:
+    account, _ = target.backend.create_account("enterprise")
+    listed = cli("accounts", "list", "--json", *target.args)
+    assert listed.code == 0, listed.err
+    rows = listed.json()
+    assert isinstance(rows, list)
+    assert [(row["id"], row["plan"]) for row in rows] == [
+        *((demo.id, demo.plan) for demo in DEMO_ACCOUNTS),
+        (account.id, "enterprise"),
+    ]
+    table = cli("accounts", "list", *target.args).out.splitlines()
+    assert table[0].split() == ["ID", "PLAN", "TOKENS", "CREATED"]
+    assert table[-1].split()[:3] == [account.id, "enterprise", "1"]
+
+
+# -- usage ---------------------------------------------------------------------------------------
+
+
+def test_usage_shows_and_sets(cli: Cli, target: Target) -> None:
+    shown = cli("usage", "demo-free", "--json", *target.args)
+    assert shown.code == 0, shown.err
+    period = period_of(target.backend.now())
+    usage = shown.json()
+    assert isinstance(usage, dict)
+    assert (usage["period"], usage["imagesUsed"], usage["limit"]) == (period, 0, 10)
+    done = cli("usage", "demo-free", "--set", "10", *target.args)
+    assert done.code == 0, done.err
+    assert done.out.strip().startswith(f"demo-free in {period}: 10 of 10 images used")
+    assert target.backend.store.usage("demo-free", period)[0] == 10
+    unlimited = cli("usage", "demo-enterprise", *target.args)
+    assert "0 unlimited images used" in unlimited.out
+
+
+def test_usage_set_makes_the_next_call_429(cli: Cli, mock_server: InProcessServer) -> None:
+    assert cli("usage", "demo-free", "--set", "10", "--url", mock_server.url).code == 0
+    answer = requests.post(
+        mock_server.base_url + "/ocr",
+        headers={"Authorization": f"Bearer {DEMO_ACCOUNTS[0].token}"},
+        files={"file": ("a.png", png(), "image/png")},
+        timeout=10,
+    )
+    assert answer.status_code == 429
+    assert answer.json()["error"] == errors.MonthlyLimitReached(10, 10).error
+
+
+def test_usage_of_an_unknown_account(cli: Cli, target: Target) -> None:
+    done = cli("usage", "acct_nope", *target.args)
+    assert done.code == 1
+    assert "acct_nope" in done.err
+    assert done.out == ""
+
+
+# -- tokens --------------------------------------------------------------------------------------
+
+
+def test_tokens_create_with_an_expiry_in_the_past(cli: Cli, target: Target) -> None:
+    done = cli(
+        "tokens", "create", "demo-pro", "--expires", "2020-01-01T00:00:00Z", "--json", *target.args
+    )
+    assert done.code == 0, done.err
+    token = done.json()
+    assert isinstance(token, dict)
+    assert token["expiresAt"].startswith("2020-01-01T00:00:00")
+    with pytest.raises(errors.TokenExpired):
+        authenticate(target.backend, token["token"])
+
+
+def test_tokens_create_and_revoke(cli: Cli, target: Target) -> None:
+    created = cli("tokens", "create", "demo-free", *target.args)
+    assert created.code == 0, created.err
+    found = re.match(r"(itsocr_\w{32})  \(id (\S+), never expires", created.out)
+    assert found, created.out
+    token, token_id = found.groups()
+    authenticate(target.backend, token)
+    revoked = cli("tokens", "revoke", token_id, *target.args)
+    assert revoked.code == 0, revoked.err
+    with pytest.raises(errors.TokenRevoked):
+        authenticate(target.backend, token)
+
+
+def test_tokens_beyond_the_active_limit(cli: Cli, target: Target) -> None:
+    active = len(target.backend.tokens("demo-free"))
+    for _ in range(10 - active):
+        assert cli("tokens", "create", "demo-free", *target.args).code == 0
+    done = cli("tokens", "create", "demo-free", *target.args)
+    assert done.code == 1
+    assert "10 active tokens" in done.err
+
+
+def test_tokens_of_unknown_things(cli: Cli, target: Target) -> None:
+    assert cli("tokens", "create", "acct_nope", *target.args).code == 1
+    done = cli("tokens", "revoke", "tok_nope", *target.args)
+    assert done.code == 1
+    assert "tok_nope" in done.err
+
+
+# -- reset ---------------------------------------------------------------------------------------
+
+
+def test_reset(cli: Cli, target: Target) -> None:
+    target.backend.create_account("pro")
+    target.backend.store.set_images_used("demo-free", period_of(target.backend.now()), 4)
+    done = cli("reset", *target.args)
+    assert done.code == 0, done.err
+    assert [a.id for a in target.backend.store.list_accounts()] == [d.id for d in DEMO_ACCOUNTS]
+    assert target.backend.store.usage("demo-free", period_of(target.backend.now()))[0] == 0
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+
+
+def test_fixtures_add_and_list(cli: Cli, target: Target, tmp_path: Path) -> None:
+    image = tmp_path / "receipt.png"
+    image.write_bytes(png("receipt"))
+    sha256 = hashlib.sha256(image.read_bytes()).hexdigest()
+    added = cli("fixtures", "add", str(image), "TOTAL 42.00", "--prompt", "total", *target.args)
+    assert added.code == 0, added.err
+    assert target.backend.store.find_fixture(sha256, "total") == ("receipt.png", "TOTAL 42.00")
+    listed = cli("fixtures", "list", "--json", *target.args)
+    assert listed.code == 0, listed.err
+    listing = listed.json()
+    assert isinstance(listing, dict)
+    assert [(a["sha256"], a["text"]) for a in listing["added"]] == [(sha256, "TOTAL 42.00")]
+    builtin = FixtureCatalogue.from_manifest(MANIFEST)
+    assert {f["sha256"] for f in listing["catalogue"]} == {f.sha256 for f in builtin}
+    table = cli("fixtures", "list", *target.args).out.splitlines()
+    assert table[0].split() == ["NAME", "SHA-256", "SOURCE", "TEXT"]
+    assert table[-1].split()[:4] == ["receipt.png", sha256[:12], "added", "TOTAL"]
+    if target.url:  # and the running mock answers it
+        answer = requests.post(
+            target.url + "/api/v1/ocr",
+            headers={"Authorization": f"Bearer {DEMO_ACCOUNTS[0].token}"},
+            files={"file": ("r.png", image.read_bytes(), "image/png")},
+            data={"prompt": "total"},
+            timeout=10,
+        )
+        assert answer.json()["text"] == "TOTAL 42.00"
+
+
+def test_fixtures_add_of_a_missing_file(cli: Cli, target: Target, tmp_path: Path) -> None:
+    done = cli("fixtures", "add", str(tmp_path / "nope.png"), "x", *target.args)
+    assert done.code == 2
+    assert "cannot read" in done.err
+    assert "nope.png" in done.err
+
+
+def _user_fixtures(root: Path, files: dict[str, bytes | str]) -> Path:
+    """A user fixture directory (``serve --fixtures`` style): images with ``NAME.txt`` texts."""
+    root.mkdir()
+    for name, content in files.items():
+        path = root / name
+        if isinstance(content, str):
+            path.write_text(content, encoding="utf-8")
+        else:
+            path.write_bytes(content)
+    return root
+
+
+def test_fixtures_verify_the_builtin_catalogue(cli: Cli) -> None:
+    done = cli("fixtures", "verify")
+    assert done.code == 0, done.out + done.err
+    found = re.search(r"^(\d+) of \1 fixtures verified$", done.out, re.MULTILINE)
+    assert found, done.out
+    assert int(found.group(1)) == len(FixtureCatalogue.from_manifest(MANIFEST))
+
+
+def test_fixtures_verify_user_directories(cli: Cli, tmp_path: Path) -> None:
+    good = _user_fixtures(tmp_path / "good", {"a.png": png("a"), "a.txt": "A"})
+    done = cli("fixtures", "verify", "--fixtures", str(good), "--json")
+    assert done.code == 0, done.out
+    report = done.json()
+    assert isinstance(report, dict)
+    assert report["ok"] is True
+    assert {"source": str(good), "name": "a.png", "problems": []} in report["fixtures"]
+    broken = _user_fixtures(tmp_path / "broken", {"b.png": b"not a png", "b.txt": "B"})
+    done = cli("fixtures", "verify", "--fixtures", str(good), "--fixtures", str(broken))
+    assert done.code == 1
+    assert f"{broken}: b.png: does not decode as an image" in done.out
+    unpaired = _user_fixtures(tmp_path / "unpaired", {"c.png": png("c")})
+    done = cli("fixtures", "verify", "--fixtures", str(unpaired))
+    assert done.code == 1
+    assert "has no text sidecar c.txt" in done.out
+
+
+def test_fixtures_verify_against_a_running_mock(
+    cli: Cli, mock_server: InProcessServer, tmp_path: Path
+) -> None:
+    assert cli("fixtures", "verify", "--url", mock_server.url).code == 0
+    # A user directory the running mock was not started with: it answers other text.
+    extra = _user_fixtures(tmp_path / "extra", {"d.png": png("d"), "d.txt": "D"})
+    done = cli("fixtures", "verify", "--url", mock_server.url, "--fixtures", str(extra))
+    assert done.code == 1
+    assert f"{extra}: d.png: {mock_server.url} answered 200" in done.out
+
+
+def _shape(value: object) -> object:
+    """The keys of a JSON value, recursively: what `--json` promises scripts."""
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shape(item) for item in value[:1]]
+    return type(value).__name__
+
+
+def test_both_targets_print_the_same_json(
+    cli: Cli, mock_server: InProcessServer, tmp_path: Path
+) -> None:
+    running = ("--url", mock_server.url)
+    state = ("--state", str(tmp_path / "state.sqlite3"))
+    for command in (
+        ("accounts", "create", "--plan", "pro"),
+        ("accounts", "list"),
+        ("usage", "demo-pro", "--set", "3"),
+        ("tokens", "create", "demo-pro", "--expires", "2031-01-01T00:00:00Z"),
+        ("reset",),
+    ):
+        over_http = cli(*command, "--json", *running)
+        on_file = cli(*command, "--json", *state)
+        assert (over_http.code, on_file.code) == (0, 0), (command, over_http.err, on_file.err)
+        if command[0] != "reset":  # reset names its target
+            assert _shape(over_http.json()) == _shape(on_file.json()), command
+
+
+# -- targets, usage errors, help -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("accounts", "create", "--plan", "gold"), "invalid choice: 'gold'"),
+        (("usage", "demo-free", "--set", "-1"), "expected 0 or more"),
+        (("usage", "demo-free", "--set", "ten"), "expected a whole number"),
+        (("tokens", "create", "demo-free", "--expires", "tomorrow"), "not an ISO-8601"),
+        (("accounts", "list", "--url", "http://x", "--state", "s"), "not allowed with"),
+        (("accounts", "list", "--state", ":memory:"), "use --url"),
+        (("accounts",), "required: ACTION"),
+        (("check", "itsocr.com"), "URL must be http(s)"),
+    ],
+)
+def test_usage_errors_exit_2_and_say_what_to_do(
+    cli: Cli, args: tuple[str, ...], message: str
+) -> None:
+    done = cli(*args)
+    assert done.code == 2
+    assert message in done.err
+
+
+def test_an_unreachable_mock(cli: Cli) -> None:
+    done = cli("accounts", "list", "--url", "http://127.0.0.1:9")
+    assert done.code == 1
+    assert "no mock answers at http://127.0.0.1:9: start one with `itsocr-mock serve`" in done.err
+
+
+def test_environment_names_the_target(
+    cli: Cli, mock_server: InProcessServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ITSOCR_MOCK_URL", mock_server.url)
+    done = cli("accounts", "create", "--json")
+    assert done.code == 0, done.err
+    created = done.json()
+    assert isinstance(created, dict)
+    assert mock_server.backend.store.get_account(created["id"]) is not None
+    # --state beats the environment's URL; ITSOCR_MOCK_STATE names the default state file.
+    state = tmp_path / "env.sqlite3"
+    assert cli("reset", "--state", str(state)).code == 0
+    monkeypatch.delenv("ITSOCR_MOCK_URL")
+    monkeypatch.setenv("ITSOCR_MOCK_STATE", str(state))
+    assert cli("reset", "--json").json() == {"reset": str(state)}
+
+
+def test_a_new_state_file_starts_with_the_demo_accounts(cli: Cli, tmp_path: Path) -> None:
+    state = tmp_path / "deep" / "new.sqlite3"
+    rows = cli("accounts", "list", "--json", "--state", str(state)).json()
+    assert isinstance(rows, list)
+    assert [row["id"] for row in rows] == [demo.id for demo in DEMO_ACCOUNTS]
+
+
+def test_admin_token_of_a_protected_mock(cli: Cli) -> None:
+    settings = Settings(state=":memory:", admin_token="s3cret")
+    with InProcessServer(settings) as server:
+        refused = cli("accounts", "list", "--url", server.url)
+        assert refused.code == 1
+        assert "--admin-token" in refused.err
+        assert cli("accounts", "list", "--url", server.url, "--admin-token", "s3cret").code == 0
+
+
+def test_help_is_consistent(cli: Cli) -> None:
+    top = cli("--help")
+    assert top.code == 0
+    for command in ("serve", "accounts", "usage", "tokens", "reset", "fixtures", "check"):
+        assert command in top.out
+    for command in (
+        ("accounts", "create"),
+        ("accounts", "list"),
+        ("usage",),
+        ("tokens", "create"),
+        ("tokens", "revoke"),
+        ("reset",),
+        ("fixtures", "list"),
+        ("fixtures", "add"),
+    ):
+        shown = cli(*command, "--help")
+        assert shown.code == 0
+        for option in ("--url", "--state", "--json"):
+            assert option in shown.out, (command, option)
+
+
+# -- serve and check, as child processes ---------------------------------------------------------
+
+
+def test_serve_banner_access_log_and_a_state_file_shared_with_the_cli(tmp_path: Path) -> None:
+    state = tmp_path / "served.sqlite3"
+    with ServerProcess(state=state) as server:
+        banner = "".join(server.output)
+        assert f"itsOCR mock listening on {server.url}" in banner
+        assert f"OCR endpoint: {server.base_url}/ocr\n" in banner
+        assert f"state: {state}" in banner
+        for demo in DEMO_ACCOUNTS:
+            assert demo.token in banner
+        token = DEMO_ACCOUNTS[0].token
+
+        def ocr() -> requests.Response:
+            return requests.post(
+                server.base_url + "/ocr",
+                headers={"Authorization": f"Bearer {token}"},
+                files={"file": ("a.png", png("served"), "image/png")},
+                timeout=10,
+            )
+
+        assert ocr().status_code == 200
+        line = _wait_for(server, r"POST /api/v1/ocr 200 token=itsocr_Free")
+        assert re.search(rf"fixture=\S+ size={len(png('served'))} time=[\d.]+ms", line), line
+        # The CLI writes the state file; the running server sees it at once.
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mockserver.cli",
+                "usage",
+                "demo-free",
+                "--set",
+                "10",
+                "--state",
+                str(state),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        refused = ocr()
+        assert refused.status_code == 429
+        line = _wait_for(server, r"POST /api/v1/ocr 429 ")
+        assert f'error="{errors.MonthlyLimitReached(10, 10).error}"' in line
+
+
+def _wait_for(server: ServerProcess, pattern: str, timeout: float = 5.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in list(server.output):
+            if re.search(pattern, line):
+                return line
+        time.sleep(0.02)
+    raise AssertionError(f"no log line matches {pattern!r}:\n{''.join(server.output)}")
+
+
+def test_check_arguments_run_the_installed_suite_in_isolation(tmp_path: Path) -> None:
+    from argparse import Namespace
+
+    args = Namespace(
+        url="https://example.com/api/v1",
+        token="itsocr_" + "a" * 32,
+        plan="pro",
+        level=None,
+        budget=3,
+        admin_token=None,
+    )
+    argv = suite_arguments(args, tmp_path, tmp_path / "report.json")
+    assert argv[:4] == ["--pyargs", "contract_tests", "--base-url", "https://example.com/api/v1"]
+    pairs = dict(itertools.pairwise(argv))
+    assert pairs["--itsocr-token"] == "itsocr_" + "a" * 32
+    assert pairs["--itsocr-budget"] == "3"
+    assert pairs["--itsocr-report"] == str(tmp_path / "report.json")
+    assert "--itsocr-level" not in argv  # not given: the suite decides
+    assert Path(pairs["-c"]).read_text() == "[pytest]\n"  # none of the caller's configuration
+    assert pairs["--rootdir"] == str(Path(__file__).parents[1])  # where contract_tests/ is
+    assert "no:cacheprovider" in argv
+
+
+def _check(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mockserver.cli", "check", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+
+
+@pytest.mark.slow
+def test_check_passes_against_the_mock(tmp_path: Path) -> None:
+    with ServerProcess() as server:
+        done = _check(server.base_url, "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    results = {clause["clause"]: clause["result"] for clause in report["clauses"]}
+    assert len(results) > 20, results
+    assert "failed" not in results.values(), results
+    assert not list(tmp_path.iterdir())  # nothing left behind in the caller's directory
+
+
+@pytest.mark.slow
+def test_check_fails_against_a_broken_implementation(tmp_path: Path) -> None:
+    from pytest_httpserver import HTTPServer
+
+    broken = HTTPServer(host="127.0.0.1", port=0)
+    broken.expect_request("/api/v1/ocr").respond_with_json({"ok": True})
+    broken.start()
+    try:
+        done = _check(
+            broken.url_for("/api/v1"),
+            "--token",
+            "itsocr_" + "a" * 32,
+            "--budget",
+            "3",
+            cwd=tmp_path,
+        )
+    finally:
+        broken.stop()
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    # The clause table names what broke: it answers 200 without a token, with the wrong body.
+    assert re.search(r"^auth\.\S+ +documented +failed", done.stdout, re.MULTILINE), done.stdout

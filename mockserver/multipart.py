@@ -12,7 +12,7 @@ import hashlib
 import re
 import tempfile
 from dataclasses import dataclass, field
-from typing import IO, BinaryIO, cast
+from typing import BinaryIO, Protocol, cast
 
 from werkzeug.datastructures import Headers
 from werkzeug.sansio.multipart import (
@@ -28,6 +28,12 @@ CHUNK_SIZE = 64 * 1024
 SPOOL_THRESHOLD = 1024 * 1024  # files above this go to a temporary file
 _QUOTED_FILENAME = re.compile(r';[ \t]*filename="([^"\r\n]*)"')
 _FILENAME_ESCAPES = re.compile(r"%0A|%0D|%22", re.IGNORECASE)
+
+
+class Readable(Protocol):
+    """A request body: what the reader needs of it."""
+
+    def read(self, size: int, /) -> bytes: ...  # noqa: D102
 
 
 class MalformedForm(ValueError):
@@ -78,7 +84,7 @@ class Form:
     file_parts: list[str] = field(default_factory=list)  # names of parts that carried a file
 
 
-def read_form(stream: IO[bytes], boundary: bytes) -> Form:
+def read_form(stream: Readable, boundary: bytes) -> Form:
     """Read a multipart body from `stream` (which must end where the body ends).
 
     Raises MalformedForm when the body is not well-formed multipart, truncated included.
@@ -92,7 +98,7 @@ def read_form(stream: IO[bytes], boundary: bytes) -> Form:
         raise
 
 
-def _read(stream: IO[bytes], reader: _Reader) -> Form:
+def _read(stream: Readable, reader: _Reader) -> Form:
     while True:
         chunk = stream.read(CHUNK_SIZE)
         reader.decoder.receive_data(chunk or None)

@@ -20,6 +20,7 @@ ENVIRONMENT = {
     "admin_token": "ITSOCR_MOCK_ADMIN_TOKEN",
     "control": "ITSOCR_MOCK_CONTROL",
     "log_level": "ITSOCR_MOCK_LOG_LEVEL",
+    "client_timeout": "ITSOCR_MOCK_CLIENT_TIMEOUT",
 }
 
 
@@ -39,6 +40,9 @@ class Settings:
     control: bool = True  # serve the /_mock control API and honour `Prefer: code=`
     admin_token: str | None = None  # when set, /_mock requires `Authorization: Bearer <it>`
     log_level: str = "INFO"
+    # Seconds an OCR request's body may take to arrive before the connection is cut (see
+    # connection.py): a client trickling its upload holds a worker thread no longer.
+    client_timeout: float = 30.0
 
     @property
     def in_memory(self) -> bool:
@@ -62,5 +66,14 @@ class Settings:
             values["control"] = env[ENVIRONMENT["control"]].lower() not in ("0", "false", "no", "off")
         if env.get(ENVIRONMENT["log_level"]):
             values["log_level"] = env[ENVIRONMENT["log_level"]].upper()
+        if env.get(ENVIRONMENT["client_timeout"]):
+            values["client_timeout"] = _seconds(ENVIRONMENT["client_timeout"], env)
         values.update({key: value for key, value in overrides.items() if value is not None})
         return replace(cls(), **values)
+
+
+def _seconds(name: str, env: Mapping[str, str]) -> float:
+    try:
+        return float(env[name])
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {env[name]!r}") from None

@@ -11,12 +11,15 @@
 from __future__ import annotations
 
 import fnmatch
+import os
+import tempfile
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 import requests
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from contract_tests.budget import Budget
 from contract_tests.clauses import LEVELS, Ledger, Violation, keep_secret, mask
@@ -44,6 +47,10 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register the suite's markers and its clause ledger."""
+    # The suite keeps no Hypothesis examples (database=None), but Hypothesis still caches what
+    # it learns of the code in `.hypothesis/` of the working directory: keep the user's clean.
+    if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "itsocr-contract-hypothesis")
     config.addinivalue_line(
         "markers",
         "clause(id, level='documented'): the contract clause a test checks; observed-level "

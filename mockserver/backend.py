@@ -34,7 +34,7 @@ from mockserver.turns import waiting
 log = logging.getLogger("itsocr_mock")
 access_log = logging.getLogger("itsocr_mock.access")
 
-TOKEN_PREFIX = "itsocr_"
+TOKEN_PREFIX = "itsocr_"  # noqa: S105 - the format of every token, not a secret
 TOKEN_LENGTH = 39  # "itsocr_" + 32 characters of [A-Za-z0-9]
 DISPLAY_PREFIX_LENGTH = 12
 MAX_ACTIVE_TOKENS = 10
@@ -217,7 +217,9 @@ class Backend:
             self.store.wipe(db)
             for demo in DEMO_ACCOUNTS:
                 self.store.insert_account(db, AccountRow(demo.id, demo.plan, created))
-                self.store.insert_token(db, self._token_row(demo.id, demo.token, f"{demo.id}-token", None, created))
+                self.store.insert_token(
+                    db, self._token_row(demo.id, demo.token, f"{demo.id}-token", None, created)
+                )
 
     def ensure_initialised(self) -> None:
         """Seed the demo accounts on a fresh state file; keep an existing state as it is."""
@@ -601,7 +603,7 @@ def log_access(entry: JournalEntry) -> None:
     """One access-log line per API request, plus the hint when the request went wrong."""
     fixture = f"hit:{entry.fixture}" if entry.fixture else ("miss" if entry.status == 200 else "-")
     access_log.info(
-        '%s %s %s token=%s fixture=%s size=%s time=%.1fms%s',
+        "%s %s %s token=%s fixture=%s size=%s time=%.1fms%s",
         entry.method,
         entry.path,
         entry.status,

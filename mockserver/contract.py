@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
 def load_spec(name: str = "openapi.yaml") -> Mapping[str, Any]:
     """Return the parsed OpenAPI document (`openapi.yaml` or `openapi-control.yaml`)."""
     with data_path(name).open(encoding="utf-8") as handle:
-        spec: Mapping[str, Any] = yaml.load(handle, Loader=_Loader)  # noqa: S506 - safe loader
+        spec: Mapping[str, Any] = yaml.load(handle, Loader=_Loader)
     return spec
 
 

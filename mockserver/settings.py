@@ -50,7 +50,9 @@ class Settings:
         return self.state == MEMORY
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    def from_environment(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
         """Defaults, then the environment, then `overrides` (the command line) on top."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -63,7 +65,12 @@ class Settings:
         if env.get(ENVIRONMENT["admin_token"]):
             values["admin_token"] = env[ENVIRONMENT["admin_token"]]
         if env.get(ENVIRONMENT["control"]):
-            values["control"] = env[ENVIRONMENT["control"]].lower() not in ("0", "false", "no", "off")
+            values["control"] = env[ENVIRONMENT["control"]].lower() not in (
+                "0",
+                "false",
+                "no",
+                "off",
+            )
         if env.get(ENVIRONMENT["log_level"]):
             values["log_level"] = env[ENVIRONMENT["log_level"]].upper()
         if env.get(ENVIRONMENT["client_timeout"]):

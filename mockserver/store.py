@@ -169,7 +169,9 @@ class Store:
         self.path = str(path)
         self._memory = self.path == MEMORY
         self._local = threading.local()
-        self._lock: AbstractContextManager[Any] = threading.RLock() if self._memory else nullcontext()
+        self._lock: AbstractContextManager[Any] = (
+            threading.RLock() if self._memory else nullcontext()
+        )
         self._writer = None if self._memory else WriterLock(self.path)
         self._shared: sqlite3.Connection | None = None
         if not self._memory:
@@ -177,9 +179,7 @@ class Store:
         with self._lock:  # executescript commits on its own: no explicit transaction here
             self._connection().executescript(_SCHEMA)
         with self.transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
-            )
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
 
     # -- connections ------------------------------------------------------------------------
 
@@ -253,7 +253,9 @@ class Store:
 
     def insert_account(self, db: sqlite3.Connection, account: AccountRow) -> None:
         """Insert an account inside the caller's transaction."""
-        db.execute("INSERT INTO accounts VALUES (?, ?, ?)", (account.id, account.plan, account.created_at))
+        db.execute(
+            "INSERT INTO accounts VALUES (?, ?, ?)", (account.id, account.plan, account.created_at)
+        )
 
     def get_account(self, account_id: str) -> AccountRow | None:
         """The account with that id, or None."""
@@ -365,7 +367,8 @@ class Store:
                 "INSERT INTO usage (account_id, period, images_used, bytes_processed) "
                 "SELECT ?, ?, 1, ? WHERE ? < 0 OR ? > 0 "
                 "ON CONFLICT (account_id, period) DO UPDATE SET "
-                "images_used = images_used + 1, bytes_processed = bytes_processed + excluded.bytes_processed "
+                "images_used = images_used + 1, "
+                "bytes_processed = bytes_processed + excluded.bytes_processed "
                 "WHERE ? < 0 OR images_used < ?",
                 (account_id, period, size, bound, bound, bound, bound),
             ).rowcount
@@ -431,7 +434,9 @@ class Store:
 
     # -- fixtures registered at run time ------------------------------------------------------
 
-    def add_fixture(self, sha256: str, prompt: str, name: str, text: str, media_type: str | None) -> None:
+    def add_fixture(
+        self, sha256: str, prompt: str, name: str, text: str, media_type: str | None
+    ) -> None:
         """Register (or replace) the text returned for an image, optionally for one prompt."""
         with self.transaction() as db:
             db.execute(

@@ -13,37 +13,54 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Self
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from mockserver.app import create_app
 from mockserver.backend import Backend
 from mockserver.settings import Settings
 from mockserver.web import EXTENSION_KEY
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
-@dataclass
-class InProcessServer:
-    """The mock app served from a thread of this process on a free loopback port.
+
+class ServedApp:
+    """Any WSGI app served from a daemon thread of this process on a free loopback port.
 
     Werkzeug's threaded server is used here only because it runs inside the test process;
-    `itsocr-mock serve` always runs on gunicorn.
+    `itsocr-mock serve` always runs on gunicorn. `close` releases what the app holds (its
+    store) once it has stopped; `access_log=False` silences Werkzeug's line per request.
     """
 
-    settings: Settings = field(default_factory=lambda: Settings(state=":memory:"))
-    host: str = "127.0.0.1"
-    _server: BaseWSGIServer | None = None
-    _thread: threading.Thread | None = None
+    host = "127.0.0.1"
 
-    def start(self) -> InProcessServer:
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        name: str = "itsocr-mock",
+        close: Callable[[], None] | None = None,
+        access_log: bool = True,
+    ) -> None:
+        self.app = app
+        self.name = name
+        self._close = close
+        self._handler = WSGIRequestHandler if access_log else _QuietRequestHandler
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Self:
         """Bind a free port and serve until `stop`."""
-        app = create_app(self.settings)
-        self._server = make_server(self.host, 0, app, threaded=True)  # daemon threads
+        self._server = make_server(
+            self.host, 0, self.app, threaded=True, request_handler=self._handler
+        )
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="itsocr-mock", daemon=True
+            target=self._server.serve_forever, name=self.name, daemon=True
         )
         self._thread.start()
         return self
@@ -56,30 +73,44 @@ class InProcessServer:
 
     @property
     def base_url(self) -> str:
-        """The API base URL, e.g. ``http://127.0.0.1:49152/api/v1``."""
+        """The API base URL, as a user passes it to ``--base-url``."""
         return self.url + "/api/v1"
 
-    @property
-    def backend(self) -> Backend:
-        """The running app's backend (state, rules, reset)."""
-        assert self._server is not None, "server not started"
-        backend: Backend = self._server.app.extensions[EXTENSION_KEY]  # type: ignore[attr-defined]
-        return backend
-
     def stop(self) -> None:
-        """Stop serving and release the port."""
+        """Stop serving and release the port (and what `close` releases)."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
-            self.backend.store.close()
+            self._server = None
         if self._thread is not None:
             self._thread.join(timeout=5)
+            self._thread = None
+        if self._close is not None:
+            self._close()
+            self._close = None
 
-    def __enter__(self) -> InProcessServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+class _QuietRequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler without its access log: a suite run sends hundreds of requests."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
+
+
+class InProcessServer(ServedApp):
+    """The mock app, on `settings` (an in-memory state by default), served in-process."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings(state=":memory:")
+        app = create_app(self.settings)
+        self.backend: Backend = app.extensions[EXTENSION_KEY]
+        super().__init__(app, close=self.backend.store.close)
 
 
 _READY = re.compile(r"itsOCR mock listening on (http://\S+)")
@@ -108,7 +139,10 @@ class ServerProcess:
         state = ["--state", str(self.state)] if self.state is not None else []
         command = [*self.program, "serve", "--port", "0", *state, *self.args]
         self.process = subprocess.Popen(
-            command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+            command,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
             env={**os.environ, **(self.env or {})},
         )
         deadline = time.monotonic() + self.startup_timeout

@@ -39,6 +39,7 @@ import requests
 from PIL import Image, ImageDraw
 from requests.structures import CaseInsensitiveDict
 
+from contract_tests.harness import Part  # one multipart part builder, the suite's
 from mockserver.backend import DEMO_ACCOUNTS, Backend
 from mockserver.clock import period_of
 from mockserver.settings import Settings
@@ -193,26 +194,6 @@ def api_client() -> Iterator[ContractSession]:
     """The strict `http`: any undocumented URL must be declared with ``off_contract()``."""
     with ContractSession(strict=True) as session:
         yield session
-
-
-@dataclass(frozen=True)
-class Part:
-    """One part of a hand-built multipart body; None leaves the parameter or header out."""
-
-    name: str
-    content: bytes = b""
-    filename: str | None = None
-    content_type: str | None = None
-
-    def encode(self) -> bytes:
-        """The part's headers and content, as a browser or curl writes them (UTF-8 names)."""
-        disposition = f'form-data; name="{self.name}"'
-        if self.filename is not None:
-            disposition += f'; filename="{self.filename}"'
-        headers = [f"Content-Disposition: {disposition}"]
-        if self.content_type is not None:
-            headers.append(f"Content-Type: {self.content_type}")
-        return "\r\n".join(headers).encode() + b"\r\n\r\n" + self.content
 
 
 class Multipart:

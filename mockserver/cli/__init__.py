@@ -1,0 +1,78 @@
+"""The `itsocr-mock` command.
+
+``serve`` runs the mock. The control commands (``accounts``, ``usage``, ``tokens``, ``reset``,
+``fixtures``) act on a running mock over its control API (``--url``, env ``ITSOCR_MOCK_URL``) or
+directly on a state file (``--state``, env ``ITSOCR_MOCK_STATE``; by default the file ``serve``
+uses), which a mock serving that file sees at once. ``check URL`` runs the contract suite.
+
+Exit codes: 0 done, 1 not found / mock unreachable / contract broken, 2 usage error. ``--json``
+prints the control API's JSON, for scripts.
+
+One module per job: `serve`, `control` (accounts, usage, tokens, reset and their target),
+`fixtures`, `check`; `common` holds what they share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mockserver import __version__
+from mockserver.cli.check import add_check_command, suite_arguments
+from mockserver.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    URL_ENV,
+    CommandError,
+    _fail,
+)
+from mockserver.cli.control import add_control_commands, target_options
+from mockserver.cli.fixtures import add_fixture_commands
+from mockserver.cli.serve import add_serve_command
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "URL_ENV",
+    "CommandError",
+    "build_parser",
+    "main",
+    "suite_arguments",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `itsocr-mock` and its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="itsocr-mock", description="A faithful, controllable mock of the itsOCR API."
+    )
+    parser.add_argument("--version", action="version", version=f"itsocr-mock {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_serve_command(commands)
+    target = target_options()  # shared by the control commands and `fixtures list|add`
+    add_control_commands(commands, target)
+    add_fixture_commands(commands, target)
+    add_check_command(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `itsocr-mock` console script."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    # argparse cannot take another program's options after its positionals: split them off.
+    cut = words.index("--") if "--" in words else len(words)
+    words, pytest_args = words[:cut], words[cut + 1 :]
+    parser = build_parser()
+    args = parser.parse_args(words)
+    if pytest_args and args.command != "check":
+        parser.error("only `check` passes arguments after -- (to pytest)")
+    args.pytest_args = pytest_args
+    try:
+        return int(args.handler(args))
+    except CommandError as failure:
+        return _fail(str(failure), failure.code)
+    except KeyboardInterrupt:
+        return 130

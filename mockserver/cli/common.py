@@ -1,0 +1,41 @@
+"""What every `itsocr-mock` command shares: exit codes, the one-line failure, argument types."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+URL_ENV = "ITSOCR_MOCK_URL"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class CommandError(Exception):
+    """A failure told in one line, saying what to do, with the exit code to end with."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> int:
+    print(f"itsocr-mock: error: {message}", file=sys.stderr)
+    return code
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _instant(text: str) -> str:
+    from mockserver.clock import format_instant, parse_instant
+
+    try:
+        return format_instant(parse_instant(text))
+    except ValueError as failure:
+        raise argparse.ArgumentTypeError(f"{failure} (e.g. 2030-01-31T00:00:00Z)") from None

@@ -1,0 +1,73 @@
+"""`itsocr-mock serve`: run the mock server (gunicorn)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from mockserver.cli.common import _fail
+from mockserver.settings import ENVIRONMENT, Settings
+
+
+def add_serve_command(commands: Any) -> None:
+    """Add the ``serve`` subcommand to `commands`, the subparsers of `itsocr-mock`."""
+    serve = commands.add_parser("serve", help="run the mock server (gunicorn)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 = any free)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--state",
+        help=f"SQLite state file, or :memory: (env {ENVIRONMENT['state']}; "
+        "default ~/.local/state/itsocr-mock/state.sqlite3)",
+    )
+    serve.add_argument(
+        "--fixtures", action="append", help="a directory of user fixtures (repeatable)"
+    )
+    serve.add_argument(
+        "--admin-token",
+        help=f"require this bearer token on /_mock (env {ENVIRONMENT['admin_token']})",
+    )
+    serve.add_argument(
+        "--no-control", action="store_true", help="serve no /_mock control API and ignore Prefer"
+    )
+    serve.add_argument("--log-level", help="DEBUG, INFO (default), WARNING...")
+    serve.add_argument(
+        "--client-timeout",
+        type=float,
+        help="seconds an upload's body may take to arrive before the connection is cut "
+        f"(default 30; env {ENVIRONMENT['client_timeout']})",
+    )
+    serve.set_defaults(handler=serve_command)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """`itsocr-mock serve`."""
+    from mockserver.serving import MockServer, configure_logging, is_loopback
+
+    settings = Settings.from_environment(
+        state=args.state,
+        fixtures=tuple(Path(p) for p in args.fixtures) if args.fixtures else None,
+        admin_token=args.admin_token,
+        control=False if args.no_control else None,
+        log_level=args.log_level,
+        client_timeout=args.client_timeout,
+    )
+    if args.workers < 1:
+        return _fail("--workers must be at least 1")
+    if settings.client_timeout <= 0:
+        return _fail("--client-timeout must be a positive number of seconds")
+    if settings.in_memory and args.workers > 1:
+        return _fail("an in-memory state cannot be shared by several workers; use --state PATH")
+    if settings.control and not settings.admin_token and not is_loopback(args.host):
+        return _fail(
+            f"refusing to serve the control API on {args.host} without protection: "
+            "pass --admin-token TOKEN (or set ITSOCR_MOCK_ADMIN_TOKEN), or --no-control"
+        )
+    configure_logging(settings.log_level)
+    try:
+        server = MockServer(settings, args.host, args.port, args.workers)
+    except OSError as failure:  # the port, reserved up front for several workers
+        return _fail(f"cannot listen on {args.host}:{args.port}: {failure.strerror or failure}")
+    server.run()
+    return 0

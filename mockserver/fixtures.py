@@ -61,6 +61,10 @@ MEDIA_TYPES = {
 PROMPTS_SUFFIX = ".prompts.yaml"
 
 
+class FixtureError(ValueError):
+    """A fixture directory or manifest that cannot be loaded (the message says which file)."""
+
+
 @dataclass(frozen=True)
 class Recognition:
     """What the OCR step returns."""
@@ -121,7 +125,7 @@ class FixtureCatalogue:
     def from_directory(cls, directory: Path) -> FixtureCatalogue:
         """A user directory of images with ``NAME.txt`` sidecars (see the module docstring)."""
         if not directory.is_dir():
-            raise ValueError(f"fixture directory {directory} does not exist")
+            raise FixtureError(f"fixture directory {directory} does not exist")
         files = sorted(path for path in directory.iterdir() if path.is_file())
         images = [path for path in files if path.suffix.lower() in MEDIA_TYPES]
         _check_prompt_files(files, {image.stem for image in images})
@@ -156,19 +160,19 @@ def _read_manifest(manifest: Path) -> list[Fixture]:
         document = yaml.load(handle, Loader=_Loader)
     entries = document.get("fixtures") if isinstance(document, dict) else None
     if not isinstance(entries, list):
-        raise ValueError(f"{manifest}: expected a mapping with a `fixtures:` list")
+        raise FixtureError(f"{manifest}: expected a mapping with a `fixtures:` list")
     return [_manifest_fixture(entry, f"{manifest}: fixture {n}") for n, entry in enumerate(entries)]
 
 
 def _manifest_fixture(entry: Any, where: str) -> Fixture:
     if not isinstance(entry, dict):
-        raise ValueError(f"{where}: expected a mapping, got {entry!r}")
+        raise FixtureError(f"{where}: expected a mapping, got {entry!r}")
     for key in ("file", "sha256", "mediaType", "text"):
         if not isinstance(entry.get(key), str):
-            raise ValueError(f"{where}: `{key}` must be a string")
+            raise FixtureError(f"{where}: `{key}` must be a string")
     time_ms = entry.get("processingTimeMs")
     if time_ms is not None and (not isinstance(time_ms, int) or time_ms < 0):
-        raise ValueError(f"{where}: `processingTimeMs` must be a whole number of milliseconds")
+        raise FixtureError(f"{where}: `processingTimeMs` must be a whole number of milliseconds")
     return Fixture(
         name=entry["file"],
         sha256=entry["sha256"].lower(),
@@ -183,7 +187,7 @@ def _prompts(loaded: object, where: str) -> Mapping[str, str]:
     if not isinstance(loaded, dict) or not all(
         isinstance(p, str) and isinstance(t, str) for p, t in loaded.items()
     ):
-        raise ValueError(f"{where} must map each prompt to its text")
+        raise FixtureError(f"{where} must map each prompt to its text")
     return MappingProxyType(dict(loaded))
 
 
@@ -192,13 +196,13 @@ def _check_prompt_files(files: Sequence[Path], image_stems: set[str]) -> None:
         if path.name.endswith(PROMPTS_SUFFIX):
             stem = path.name.removesuffix(PROMPTS_SUFFIX)
             if stem not in image_stems:
-                raise ValueError(f"{path} has no image {stem}.EXT beside it")
+                raise FixtureError(f"{path} has no image {stem}.EXT beside it")
 
 
 def _user_fixture(image: Path) -> Fixture:
     sidecar = image.with_suffix(".txt")
     if not sidecar.is_file():
-        raise ValueError(f"fixture image {image} has no text sidecar {sidecar.name}")
+        raise FixtureError(f"fixture image {image} has no text sidecar {sidecar.name}")
     prompts: Mapping[str, str] = {}
     prompts_file = image.with_name(image.stem + PROMPTS_SUFFIX)
     if prompts_file.is_file():

@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -577,3 +578,41 @@ def test_check_fails_against_a_broken_implementation(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     # The clause table names what broke: it answers 200 without a token, with the wrong body.
     assert re.search(r"^auth\.\S+ +documented +failed", done.stdout, re.MULTILINE), done.stdout
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        ({}, "does not exist"),
+        ({"scan.png": "image"}, "has no text sidecar scan.txt"),
+    ],
+)
+def test_serve_refuses_a_bad_fixture_directory_in_one_line(
+    tmp_path: Path, layout: dict[str, str], message: str
+) -> None:
+    directory = tmp_path / "fixtures"
+    if layout:
+        directory.mkdir()
+        shutil.copy(data_path("fixtures") / "short-line.png", directory / "scan.png")
+    command = [sys.executable, "-m", "mockserver.cli", "serve", "--port", "0"]
+    command += ["--state", ":memory:", "--fixtures", str(directory)]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert finished.returncode == 2
+    assert message in finished.stderr
+    assert "Traceback" not in finished.stderr
+    assert "itsocr-mock fixtures verify" in finished.stderr
+
+
+def test_a_reader_that_stops_reading_gets_no_traceback(tmp_path: Path) -> None:
+    """`itsocr-mock fixtures list | head -1`: the pipe closes before the table is written."""
+    state = str(tmp_path / "state.sqlite3")
+    command = [sys.executable, "-m", "mockserver.cli", "fixtures", "list", "--state", state]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        process.stdout.close()  # the reader is gone before the first write
+        error = process.stderr.read().decode()
+        process.wait(timeout=30)
+    assert "Traceback" not in error
+    assert "BrokenPipe" not in error
+    assert process.returncode == 1

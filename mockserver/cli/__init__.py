@@ -15,6 +15,7 @@ One module per job: `serve`, `control` (accounts, usage, tokens, reset and their
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -76,3 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(failure), failure.code)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `itsocr-mock fixtures list | head`: the reader left, as is its right
+        # Python would complain again when it flushes stdout at exit: point it at /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED

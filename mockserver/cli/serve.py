@@ -22,16 +22,24 @@ def add_serve_command(commands: Any) -> None:
         "default ~/.local/state/itsocr-mock/state.sqlite3)",
     )
     serve.add_argument(
-        "--fixtures", action="append", help="a directory of user fixtures (repeatable)"
+        "--fixtures",
+        action="append",
+        help="a directory of user fixtures: NAME.png + NAME.txt (repeatable; env "
+        f"{ENVIRONMENT['fixtures']}, directories separated by ':')",
     )
     serve.add_argument(
         "--admin-token",
         help=f"require this bearer token on /_mock (env {ENVIRONMENT['admin_token']})",
     )
     serve.add_argument(
-        "--no-control", action="store_true", help="serve no /_mock control API and ignore Prefer"
+        "--no-control",
+        action="store_true",
+        help=f"serve no /_mock control API and ignore Prefer (env {ENVIRONMENT['control']}=0)",
     )
-    serve.add_argument("--log-level", help="DEBUG, INFO (default), WARNING...")
+    serve.add_argument(
+        "--log-level",
+        help=f"DEBUG, INFO (default), WARNING... (env {ENVIRONMENT['log_level']})",
+    )
     serve.add_argument(
         "--client-timeout",
         type=float,
@@ -43,6 +51,7 @@ def add_serve_command(commands: Any) -> None:
 
 def serve_command(args: argparse.Namespace) -> int:
     """`itsocr-mock serve`."""
+    from mockserver.fixtures import FixtureError
     from mockserver.serving import MockServer, configure_logging, is_loopback
 
     settings = Settings.from_environment(
@@ -69,5 +78,8 @@ def serve_command(args: argparse.Namespace) -> int:
         server = MockServer(settings, args.host, args.port, args.workers)
     except OSError as failure:  # the port, reserved up front for several workers
         return _fail(f"cannot listen on {args.host}:{args.port}: {failure.strerror or failure}")
-    server.run()
+    try:
+        server.run()  # loads the app (and the fixtures) before any worker starts
+    except FixtureError as failure:
+        return _fail(f"{failure} (check it with `itsocr-mock fixtures verify --fixtures DIR`)")
     return 0

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import math
 import os
 import socket
 import threading
@@ -76,6 +77,7 @@ class Watchdog:
         self._changed = threading.Condition()
         self._seq = itertools.count()
         self._pid = 0  # threads do not survive fork(): each worker starts its own
+        self._wake_at = math.inf  # when the thread looks at the heap next, unless notified
 
     def watch(self, sock: socket.socket, seconds: float) -> Deadline:
         """Cut `sock`'s reading side in `seconds` unless the returned deadline is cancelled."""
@@ -85,7 +87,10 @@ class Watchdog:
             while self._heap and self._heap[0].sock is None:  # cancelled: drop them early
                 heapq.heappop(self._heap)
             heapq.heappush(self._heap, deadline)
-            if self._heap[0] is deadline:  # the thread sleeps until a later one: wake it
+            # Wake the thread only if it would sleep past this deadline. Deadlines are set
+            # `seconds` ahead, so under load each new one falls after the one the thread
+            # already waits for: waking it for every request would cost a thread switch each.
+            if deadline.at < self._wake_at:
                 self._changed.notify()
         return deadline
 
@@ -100,9 +105,11 @@ class Watchdog:
                 while self._heap and self._heap[0].sock is None:
                     heapq.heappop(self._heap)
                 if not self._heap:
+                    self._wake_at = math.inf
                     self._changed.wait()
                     continue
-                wait = self._heap[0].at - time.monotonic()
+                self._wake_at = self._heap[0].at
+                wait = self._wake_at - time.monotonic()
                 if wait > 0:
                     self._changed.wait(wait)
                     continue

@@ -46,7 +46,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+# Child processes (the servers, the in-process start-up) run this checkout's code, installed or not.
+CHECKOUT_ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])),
+}
 
 from mockserver.backend import DEMO_ACCOUNTS  # noqa: E402 - after the path is set
 from mockserver.errors import FileTooLarge  # noqa: E402
@@ -249,7 +254,7 @@ class Server:
         with self.log.open("ab") as log:
             began = time.monotonic()
             self.process = subprocess.Popen(
-                self.command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log
+                self.command, cwd=ROOT, env=CHECKOUT_ENV, stdout=subprocess.DEVNULL, stderr=log
             )
         process = self.process
         try:
@@ -440,6 +445,7 @@ def in_process_start_up(body: bytes) -> float:
         input=body,
         capture_output=True,
         cwd=ROOT,
+        env=CHECKOUT_ENV,
         check=True,
     )
     return float(finished.stdout)
@@ -555,7 +561,7 @@ def http_client_view(url: str, body: bytes) -> str:
 
 def measure_suites(results: Results) -> None:
     """Wall time of the contract suite against the mock, and of the default test run."""
-    has_contract_tests = any((ROOT / "contract_tests").glob("test_*.py"))
+    has_contract_tests = any((ROOT / "src" / "contract_tests").glob("test_*.py"))
     runs = {
         "contract": [sys.executable, "-m", "pytest", "contract_tests", "-q"],
         "default": [sys.executable, "-m", "pytest", "-q"],
@@ -799,7 +805,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     # Byte-compile the kit first, as installing it does: start-up then measures the server,
     # not the compilation of its modules (PYTHONDONTWRITEBYTECODE would otherwise redo it).
-    compileall.compile_dir(ROOT / "mockserver", quiet=1)
+    compileall.compile_dir(ROOT / "src" / "mockserver", quiet=1)
     with tempfile.TemporaryDirectory(prefix="itsocr-bench-") as directory:
         work = Path(directory)
         if "throughput" in chosen:

@@ -25,6 +25,7 @@ import pytest
 import requests
 from PIL import Image
 
+import contract_tests
 from mockserver import errors
 from mockserver.backend import DEMO_ACCOUNTS, Backend
 from mockserver.cli import main, suite_arguments
@@ -529,7 +530,8 @@ def test_check_arguments_run_the_installed_suite_in_isolation(tmp_path: Path) ->
     assert pairs["--itsocr-report"] == str(tmp_path / "report.json")
     assert "--itsocr-level" not in argv  # not given: the suite decides
     assert Path(pairs["-c"]).read_text() == "[pytest]\n"  # none of the caller's configuration
-    assert pairs["--rootdir"] == str(Path(__file__).parents[1])  # where contract_tests/ is
+    # Where contract_tests/ is: this checkout, or site-packages when the kit is installed.
+    assert pairs["--rootdir"] == str(Path(contract_tests.__file__).parents[1])
     assert "no:cacheprovider" in argv
 
 

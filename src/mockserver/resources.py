@@ -16,7 +16,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 @cache
 def data_path(name: str) -> Path:
     """Return the path of a shared data file or folder (``"openapi.yaml"``, ``"fixtures"``)."""
-    for candidate in (_PACKAGE_DIR / "_data" / name, _PACKAGE_DIR.parent / name):
+    for candidate in (_PACKAGE_DIR / "_data" / name, _PACKAGE_DIR.parents[1] / name):
         if candidate.exists():
             return candidate
     raise FileNotFoundError(f"itsocr-mock data file {name!r} is missing from this installation")

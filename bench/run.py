@@ -563,7 +563,7 @@ def measure_suites(results: Results) -> None:
     """Wall time of the contract suite against the mock, and of the default test run."""
     has_contract_tests = any((ROOT / "src" / "contract_tests").glob("test_*.py"))
     runs = {
-        "contract": [sys.executable, "-m", "pytest", "contract_tests", "-q"],
+        "contract": [sys.executable, "-m", "pytest", "--pyargs", "contract_tests", "-q"],
         "default": [sys.executable, "-m", "pytest", "-q"],
     }
     for name, command in runs.items():

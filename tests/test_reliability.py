@@ -266,6 +266,18 @@ def sockets_per_worker(server: ServerProcess, port: int, state: str) -> list[set
     ]
 
 
+def listening_sockets(server: ServerProcess, port: int, workers: int) -> list[set[str]]:
+    """The listening sockets of each worker, once each has one: a worker process exists a
+    moment before it has opened its socket."""
+    deadline = time.monotonic() + SOCKET_TIMEOUT
+    while True:
+        listening = sockets_per_worker(server, port, LISTEN)
+        ready = len(listening) == workers and all(listening)
+        if ready or time.monotonic() > deadline:
+            return listening
+        time.sleep(0.02)
+
+
 def test_two_workers_listen_each_on_its_own_socket_and_share_connections(
     tmp_path: Path, make_image: Callable[..., bytes]
 ) -> None:
@@ -277,7 +289,7 @@ def test_two_workers_listen_each_on_its_own_socket_and_share_connections(
         all_workers(server, 2)
         origin = urlsplit(server.url)
         port = origin.port or 0
-        listening = sockets_per_worker(server, port, LISTEN)
+        listening = listening_sockets(server, port, 2)
         assert [len(held) for held in listening] == [1, 1]
         assert len(set.union(*listening)) == 2, "the workers share one listening socket"
         sockets = [socket.create_connection((origin.hostname, port), timeout=10) for _ in range(16)]

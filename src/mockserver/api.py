@@ -11,7 +11,6 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from mockserver import errors
 from mockserver.backend import OVERRIDE_STATUSES, Upload
-from mockserver.clock import format_instant, utc_now
 from mockserver.connection import Deadline, body_deadline
 from mockserver.contract import max_file_size
 from mockserver.multipart import MalformedForm, read_form
@@ -31,7 +30,8 @@ log = logging.getLogger("itsocr_mock")
 @api.route("/ocr", methods=["POST"], provide_automatic_options=False)
 def ocr() -> Response:
     """`POST /api/v1/ocr`: the OCR endpoint."""
-    entry = JournalEntry(time=format_instant(utc_now()), method="POST", path=request.path)
+    # Stamped by the backend with the mock's clock, which may be frozen.
+    entry = JournalEntry(time="", method="POST", path=request.path)
     authorization = request.headers.get("Authorization")
     preferred = preferred_status()
     if preferred is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -157,3 +158,36 @@ def test_the_serve_command_works_from_a_fresh_clone(tmp_path: Path) -> None:
     assert response.status_code == 200, response.text
     short_line = next(f for f in FixtureCatalogue.load() if f.name == "short-line.png")
     assert response.json()["text"] == short_line.text
+
+
+def _console_invocations() -> list[tuple[str, dict[str, str], list[str]]]:
+    """Each ``$ [VAR=value ...] .venv/bin/itsocr-mock ARGS`` line of the README's console
+    blocks: (the line, its environment assignments, ARGS)."""
+    found = []
+    for snippet in snippets("console"):
+        for line in snippet.code.splitlines():
+            if not line.startswith("$ "):
+                continue
+            words = shlex.split(line[2:], comments=True)
+            env = {}
+            while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):
+                name, _, value = words.pop(0).partition("=")
+                env[name] = value
+            if words and words[0].endswith("/itsocr-mock"):
+                found.append((line, env, words[1:]))
+    return found
+
+
+def test_console_examples_are_commands_the_cli_accepts() -> None:
+    """Commands shown (not run: `serve` never exits) use only real options and variables."""
+    from mockserver.cli import build_parser
+    from mockserver.settings import ENVIRONMENT
+
+    invocations = _console_invocations()
+    assert invocations, "the README shows no itsocr-mock console examples any more"
+    for line, env, args in invocations:
+        assert set(env) <= set(ENVIRONMENT.values()), line
+        try:
+            build_parser().parse_args(args)
+        except SystemExit:
+            pytest.fail(f"the CLI rejects a README example: {line}")

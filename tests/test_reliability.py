@@ -39,14 +39,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import hypothesis
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase
 from PIL import Image
 from schemathesis import GenerationMode
 
+from contract_tests.harness import explore
 from mockserver import errors
 from mockserver.backend import DEMO_ACCOUNTS, Backend
 from mockserver.clock import period_of, utc_now
@@ -746,15 +745,6 @@ def test_generated_invalid_requests_never_get_an_undocumented_5xx(
     strategy = schema["/ocr"]["POST"].as_strategy(generation_mode=GenerationMode.NEGATIVE)
     statuses: Counter[int] = Counter()
 
-    @hypothesis.settings(
-        max_examples=examples,
-        database=None,
-        derandomize=True,
-        deadline=None,
-        phases=(Phase.generate,),
-        suppress_health_check=list(HealthCheck),
-    )
-    @hypothesis.given(case=strategy)
     def send(case: Any) -> None:
         response = case.call(
             base_url=served.base_url,
@@ -766,6 +756,6 @@ def test_generated_invalid_requests_never_get_an_undocumented_5xx(
             assert response.status_code == 500, response.text
             assert response.json() == {"error": OCR_FAILED, "success": False}
 
-    send()
+    explore(strategy, examples, send)  # the contract suite's settings: derandomized, no database
     assert sum(statuses.values()) >= examples // 2, statuses
     assert "Traceback" not in server_log(served)

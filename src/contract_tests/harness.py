@@ -9,13 +9,16 @@ clause. Requests with the user's token go through the budget (see `contract_test
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import hypothesis
 import pytest
 import requests
+from hypothesis import HealthCheck, Phase, Verbosity
+from hypothesis import strategies as st
 
 from contract_tests import spec
 from contract_tests.budget import Budget
@@ -333,3 +336,23 @@ def _describe_body(
         return "multipart: " + (", ".join(part.describe() for part in parts) or "no parts")
     kind = content_type or "no Content-Type"
     return f"body {kind}, {len(data or b'')} bytes"
+
+
+def explore(strategy: st.SearchStrategy[Any], examples: int, body: Callable[[Any], None]) -> None:
+    """Run `body` on up to `examples` cases: derandomized, no database, no shrinking."""
+
+    @hypothesis.settings(
+        max_examples=examples,
+        database=None,
+        derandomize=True,
+        deadline=None,
+        phases=(Phase.generate,),
+        report_multiple_bugs=False,
+        suppress_health_check=list(HealthCheck),
+        verbosity=Verbosity.quiet,
+    )
+    @hypothesis.given(case=strategy)
+    def run(case: Any) -> None:
+        body(case)
+
+    run()

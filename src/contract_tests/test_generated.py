@@ -13,22 +13,19 @@ out of the budget, and negative cases that would reach OCR are not generated at 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import hypothesis
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, Verbosity
-from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from contract_tests import oracle, spec
 from contract_tests.checks import Case, verify
-from contract_tests.harness import Contract
+from contract_tests.harness import Contract, explore
 from contract_tests.images import image_strategy
 from contract_tests.target import Account
 from mockserver.resources import data_path
@@ -74,26 +71,6 @@ def schema() -> Iterator[Any]:
         )
         loaded.config.generation.update(with_security_parameters=False)
         yield loaded
-
-
-def explore(strategy: st.SearchStrategy[Any], examples: int, body: Callable[[Any], None]) -> None:
-    """Run `body` on up to `examples` cases: derandomized, no database, no shrinking."""
-
-    @hypothesis.settings(
-        max_examples=examples,
-        database=None,
-        derandomize=True,
-        deadline=None,
-        phases=(Phase.generate,),
-        report_multiple_bugs=False,
-        suppress_health_check=list(HealthCheck),
-        verbosity=Verbosity.quiet,
-    )
-    @hypothesis.given(case=strategy)
-    def run(case: Any) -> None:
-        body(case)
-
-    run()
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,11 @@ refused configurations, and the HTTP behaviour that depends on the production se
 from __future__ import annotations
 
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -216,3 +218,39 @@ def test_a_chunked_body_is_cut_off_at_the_ceiling(
     )
     assert_api_error(response, 400, TOO_LARGE)
     assert sent[0] < 100 * MIB  # the server stopped reading near 51 MiB, not at 200
+
+
+def test_a_closing_delimiter_cut_by_a_64_kib_read_stays_out_of_the_file(
+    served: ServerProcess,
+    http: requests.Session,
+    make_image: Callable[..., bytes],
+    assert_ocr_success: Callable[..., dict[str, Any]],
+) -> None:
+    """The body is read 64 KiB at a time; here the first read ends one byte into the closing
+    `--`. Werkzeug's decoder would add the delimiter's CR to the file (fileSize one too many)."""
+    head = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n"
+    )
+    size = 64 * 1024 - len(head) - len(b"\r\n--b-")
+    image = padded_png(make_image(), size)
+    response = http.post(
+        served.base_url + "/ocr",
+        data=head + image + b"\r\n--b--\r\n",
+        headers={
+            "Authorization": f"Bearer {PRO.token}",
+            "Content-Type": "multipart/form-data; boundary=b",
+        },
+    )
+    assert_ocr_success(response, fileName="a.png", fileSize=size)
+
+
+def padded_png(png: bytes, size: int) -> bytes:
+    """`png` grown to exactly `size` bytes by a tEXt chunk before its IEND (still decodable)."""
+    end = png.rindex(b"IEND") - 4  # the IEND chunk starts with its length
+    text = b"pad\x00" + b"x" * (size - len(png) - 12 - 4)
+    chunk = struct.pack(">I", len(text)) + b"tEXt" + text
+    chunk += struct.pack(">I", zlib.crc32(b"tEXt" + text))
+    padded = png[:end] + chunk + png[end:]
+    assert len(padded) == size
+    return padded

@@ -115,7 +115,7 @@ def read_upload() -> Upload:
     timeout = current_app.config["ITSOCR_SETTINGS"].client_timeout
     with body_deadline(request.environ, timeout) as deadline:
         try:
-            form = read_form(GivingWay(request.stream), boundary)
+            form = read_form(GivingWay(request.stream, declared_length), boundary)
         except (MalformedForm, ClientDisconnected):  # ClientDisconnected: the body ended early
             raise errors.InvalidRequestBody(hint=_timeout_hint(deadline, timeout)) from None
         except RequestEntityTooLarge:  # a body without Content-Length that grew past the ceiling

@@ -28,7 +28,7 @@ from mockserver.faults import MAX_COUNT, FaultRule
 from mockserver.fixtures import FixtureCatalogue, Recognition, fallback_text
 from mockserver.imaging import is_decodable
 from mockserver.plans import Plan, get_plan, plans
-from mockserver.store import AccountRow, FaultRow, JournalEntry, Store, TokenRow
+from mockserver.store import AccountRow, FaultRow, JournalEntry, Overrides, Store, TokenRow
 from mockserver.turns import waiting
 
 log = logging.getLogger("itsocr_mock")
@@ -226,9 +226,12 @@ class Backend:
         if self.store.is_empty():
             self.reset()
 
-    def now(self) -> datetime:
-        """The mock's current time: frozen by the control API, or real UTC time."""
-        frozen = self.store.frozen_now()
+    def now(self, overrides: Overrides | None = None) -> datetime:
+        """The mock's current time: frozen by the control API, or real UTC time.
+
+        `overrides`, already read by the caller, saves reading the clock again.
+        """
+        frozen = overrides.frozen_now if overrides is not None else self.store.frozen_now()
         return parse_instant(frozen) if frozen else utc_now()
 
     # -- accounts and tokens ----------------------------------------------------------------
@@ -454,7 +457,8 @@ class Backend:
         entry: JournalEntry,
         started: float,
     ) -> tuple[OcrResult, bool]:
-        now = self.now()
+        overrides = self.store.overrides()
+        now = self.now(overrides)
         entry.time = format_instant(now)
         principal = self.authenticate(authorization, now)
         entry.account_id, entry.token_prefix = principal.account.id, principal.token.prefix
@@ -462,16 +466,22 @@ class Backend:
         self.check_quota(principal, period)
         upload = read_upload()
         try:
-            return self._process(principal, upload, entry, started, period)
+            return self._process(principal, upload, entry, started, period, overrides)
         finally:
             upload.stream.close()  # the spooled body is ours now: free it once answered
 
     def _process(
-        self, principal: Principal, upload: Upload, entry: JournalEntry, started: float, period: str
+        self,
+        principal: Principal,
+        upload: Upload,
+        entry: JournalEntry,
+        started: float,
+        period: str,
+        overrides: Overrides,
     ) -> tuple[OcrResult, bool]:
         self._describe(entry, upload)
         self.validate(principal, upload)
-        recognition = self.recognise(principal, upload)
+        recognition = self.recognise(principal, upload, overrides)
         entry.fixture = recognition.fixture
         self._finish(entry, started, 200, None, None)
         if upload.size == 0:  # the live service counts only non-empty files
@@ -510,20 +520,29 @@ class Backend:
         if upload.size > principal.plan.max_file_size:
             raise errors.FileTooLargeForPlan(principal.plan.max_file_size_mb)
 
-    def recognise(self, principal: Principal, upload: Upload) -> Recognition:
-        """The OCR step: fault rules first, then fixtures, then deterministic text."""
+    def recognise(
+        self, principal: Principal, upload: Upload, overrides: Overrides | None = None
+    ) -> Recognition:
+        """The OCR step: fault rules first, then fixtures, then deterministic text.
+
+        `overrides` (read when the request arrived) tells which of the control API's tables to
+        look in: a request that started before a rule or fixture was added does not see it.
+        """
         started = time.perf_counter()
-        fault = self.store.take_fault(principal.account.id)
+        overrides = overrides or self.store.overrides()
+        fault = self.store.take_fault(principal.account.id) if overrides.any_faults else None
         if fault is not None:
             self._apply_fault(fault, principal)
-        recognition = self._lookup(upload)
+        recognition = self._lookup(upload, overrides.any_fixtures)
         if recognition.processing_time_ms is None:
             elapsed = round((time.perf_counter() - started) * 1000)
             recognition = Recognition(recognition.text, elapsed, recognition.fixture)
         return recognition
 
-    def _lookup(self, upload: Upload) -> Recognition:
-        registered = self.store.find_fixture(upload.sha256, upload.prompt)
+    def _lookup(self, upload: Upload, any_registered: bool) -> Recognition:
+        registered = (
+            self.store.find_fixture(upload.sha256, upload.prompt) if any_registered else None
+        )
         if registered is not None:
             return Recognition(registered[1].strip(), None, registered[0])
         known = self.catalogue.lookup(upload.sha256, upload.prompt)

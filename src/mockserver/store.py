@@ -46,8 +46,10 @@ CREATE TABLE IF NOT EXISTS faults (
 CREATE TABLE IF NOT EXISTS fixtures (
     sha256 TEXT NOT NULL, prompt TEXT NOT NULL, name TEXT NOT NULL, text TEXT NOT NULL,
     media_type TEXT, PRIMARY KEY (sha256, prompt));
+-- seq only orders the entries: without AUTOINCREMENT, which would write sqlite_sequence's
+-- page on every request, a cleared journal numbers from 1 again.
 CREATE TABLE IF NOT EXISTS journal (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, method TEXT NOT NULL,
+    seq INTEGER PRIMARY KEY, time TEXT NOT NULL, method TEXT NOT NULL,
     path TEXT NOT NULL, status INTEGER NOT NULL, account_id TEXT, token_prefix TEXT,
     file_name TEXT, mime_type TEXT, file_size INTEGER, sha256 TEXT, fixture TEXT, prompt TEXT,
     error TEXT, hint TEXT, duration_ms REAL);
@@ -135,6 +137,15 @@ class FaultRow:
     remaining: int | None
     drop_connection: bool
     created_at: str
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What the control API has set that changes how an OCR request is handled."""
+
+    frozen_now: str | None  # ISO-8601, or None for real time
+    any_faults: bool
+    any_fixtures: bool
 
 
 @dataclass
@@ -376,6 +387,18 @@ class Store:
                 self._insert_journal(db, entry)
         return bool(counted)
 
+    # -- what the control API set ---------------------------------------------------------------
+
+    def overrides(self) -> Overrides:
+        """The frozen clock and whether any fault rule or registered fixture exists, in one
+        query: an OCR request reads them once, and skips the lookups that would find nothing."""
+        row = self._read_one(
+            "SELECT (SELECT value FROM meta WHERE key = 'frozen_now'), "
+            "EXISTS (SELECT 1 FROM faults), EXISTS (SELECT 1 FROM fixtures)"
+        )
+        assert row is not None  # a SELECT without FROM always returns its one row
+        return Overrides(frozen_now=row[0], any_faults=bool(row[1]), any_fixtures=bool(row[2]))
+
     # -- clock --------------------------------------------------------------------------------
 
     def frozen_now(self) -> str | None:
@@ -415,9 +438,10 @@ class Store:
             return db.execute("DELETE FROM faults WHERE id = ?", (fault_id,)).rowcount
 
     def take_fault(self, account_id: str) -> FaultRow | None:
-        """Claim the first fault rule matching an account, spending one of its `times`."""
-        if self._read_one("SELECT 1 FROM faults LIMIT 1") is None:
-            return None  # the common case costs one read, not a write transaction
+        """Claim the first fault rule matching an account, spending one of its `times`.
+
+        A write transaction: call it only when `overrides()` saw a rule.
+        """
         with self.transaction() as db:
             row = db.execute(
                 "SELECT * FROM faults WHERE (account_id IS NULL OR account_id = ?) "

@@ -65,12 +65,23 @@ def waiting() -> Iterator[None]:
 
 
 class GivingWay:
-    """A request body whose reads give the turn up: a read may wait for a slow client."""
+    """A request body whose reads give the turn up: a read may wait for a slow client.
 
-    def __init__(self, stream: Readable) -> None:
+    `length`, the body's Content-Length when it has one, spares the final read its handoff:
+    once that many bytes are in, the read that finds the end waits for nothing (the stream
+    is limited to that length), and giving the turn up would wake a waiting thread for nothing.
+    """
+
+    def __init__(self, stream: Readable, length: int | None = None) -> None:
         self._stream = stream
+        self._left = length
 
     def read(self, size: int, /) -> bytes:
-        """Read up to `size` bytes, out of turn."""
-        with waiting():
+        """Read up to `size` bytes, out of turn unless the body is already all read."""
+        if self._left is not None and self._left <= 0:
             return self._stream.read(size)
+        with waiting():
+            data = self._stream.read(size)
+        if self._left is not None:
+            self._left -= len(data)
+        return data

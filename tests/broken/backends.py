@@ -30,7 +30,7 @@ from mockserver.clock import parse_instant, period_of
 from mockserver.contract import allowed_media_types, max_file_size
 from mockserver.fixtures import Recognition
 from mockserver.plans import get_plan
-from mockserver.store import AccountRow, JournalEntry, Store
+from mockserver.store import AccountRow, JournalEntry, Overrides, Store
 
 ReadUpload = Callable[[], Upload]
 
@@ -227,8 +227,8 @@ class ServerLocalTime(Backend):
 
     offset = timedelta(hours=1)
 
-    def now(self) -> datetime:
-        return super().now() + self.offset
+    def now(self, overrides: Overrides | None = None) -> datetime:
+        return super().now(overrides) + self.offset
 
 
 class SignupMonthStore(Store):
@@ -393,17 +393,21 @@ class MimeTypeNotLowerCased(Backend):
 class OcrLinesJoined(Backend):
     """Joins the recognised lines with spaces: every multi-line fixture comes back wrong."""
 
-    def recognise(self, principal: Principal, upload: Upload) -> Recognition:
-        recognition = super().recognise(principal, upload)
+    def recognise(
+        self, principal: Principal, upload: Upload, overrides: Overrides | None = None
+    ) -> Recognition:
+        recognition = super().recognise(principal, upload, overrides)
         return dataclasses.replace(recognition, text=" ".join(recognition.text.splitlines()))
 
 
 class UndecodableImageAccepted(Backend):
     """Answers bytes that do not decode as an image with a 200 and empty text, not a 500."""
 
-    def recognise(self, principal: Principal, upload: Upload) -> Recognition:
+    def recognise(
+        self, principal: Principal, upload: Upload, overrides: Overrides | None = None
+    ) -> Recognition:
         try:
-            return super().recognise(principal, upload)
+            return super().recognise(principal, upload, overrides)
         except errors.OcrFailed:
             return Recognition("", 1, None)
 

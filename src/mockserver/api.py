@@ -52,7 +52,8 @@ def preferred_status() -> int | None:
     ignored, as RFC 7240 asks of a server that cannot honour a preference, and the log says
     so. Without the header (or with the control API off) the mock is the live service.
     """
-    if not current_app.config["ITSOCR_SETTINGS"].control:
+    # Most requests have no Prefer header: looked up in the environ, it costs nothing.
+    if "HTTP_PREFER" not in request.environ or not current_app.config["ITSOCR_SETTINGS"].control:
         return None
     for preference in ",".join(request.headers.getlist("Prefer")).split(","):
         name, _, value = preference.split(";")[0].partition("=")

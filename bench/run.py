@@ -366,8 +366,8 @@ class Results:
     big_size: int = 0
     huge_ms: list[float] = field(default_factory=list)
     huge_first_growth: int = 0  # peak RSS growth over each worker's first refusals
-    huge_rss_before: int = 0
-    huge_rss_after: int = 0
+    huge_peak_before: int = 0
+    huge_peak_after: int = 0
     huge_hwm_growth: int = 0
     huge_drain_growth: int = 0  # peak RSS growth while discarding what clients still send
     huge_requests: str = ""
@@ -499,8 +499,8 @@ def measure_huge_upload(work: Path, results: Results, runs: int) -> None:
     results.huge_first_growth = max(before[pid]["VmHWM"] - cold[pid]["VmHWM"] for pid in workers)
     # Peaks (VmHWM): the RSS itself rises and falls by a MiB or two between requests, as glibc
     # keeps or returns gunicorn's freed read buffers; the peak shows whether uploads add up.
-    results.huge_rss_before = max(m["VmHWM"] for m in before.values())
-    results.huge_rss_after = max(m["VmHWM"] for m in after.values())
+    results.huge_peak_before = max(m["VmHWM"] for m in before.values())
+    results.huge_peak_after = max(m["VmHWM"] for m in after.values())
     results.huge_hwm_growth = max(after[pid]["VmHWM"] - before[pid]["VmHWM"] for pid in workers)
     results.huge_drain_growth = max(drained[pid]["VmHWM"] - after[pid]["VmHWM"] for pid in workers)
     progress(f"60 MiB upload: 400 in {statistics.median(results.huge_ms):.1f} ms")
@@ -719,7 +719,7 @@ def table(results: Results, runs: int) -> str:
             ),
             (
                 "  worker peak RSS before -> after more (growth), client stopping once answered",
-                f"{results.huge_rss_before / MIB:.1f} -> {results.huge_rss_after / MIB:.1f} MiB "
+                f"{results.huge_peak_before / MIB:.1f} -> {results.huge_peak_after / MIB:.1f} MiB "
                 f"(+{growth / MIB:.1f})",
                 "",
                 "unchanged",

@@ -520,16 +520,13 @@ class Backend:
         if upload.size > principal.plan.max_file_size:
             raise errors.FileTooLargeForPlan(principal.plan.max_file_size_mb)
 
-    def recognise(
-        self, principal: Principal, upload: Upload, overrides: Overrides | None = None
-    ) -> Recognition:
+    def recognise(self, principal: Principal, upload: Upload, overrides: Overrides) -> Recognition:
         """The OCR step: fault rules first, then fixtures, then deterministic text.
 
         `overrides` (read when the request arrived) tells which of the control API's tables to
         look in: a request that started before a rule or fixture was added does not see it.
         """
         started = time.perf_counter()
-        overrides = overrides or self.store.overrides()
         fault = self.store.take_fault(principal.account.id) if overrides.any_faults else None
         if fault is not None:
             self._apply_fault(fault, principal)

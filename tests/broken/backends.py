@@ -393,9 +393,7 @@ class MimeTypeNotLowerCased(Backend):
 class OcrLinesJoined(Backend):
     """Joins the recognised lines with spaces: every multi-line fixture comes back wrong."""
 
-    def recognise(
-        self, principal: Principal, upload: Upload, overrides: Overrides | None = None
-    ) -> Recognition:
+    def recognise(self, principal: Principal, upload: Upload, overrides: Overrides) -> Recognition:
         recognition = super().recognise(principal, upload, overrides)
         return dataclasses.replace(recognition, text=" ".join(recognition.text.splitlines()))
 
@@ -403,9 +401,7 @@ class OcrLinesJoined(Backend):
 class UndecodableImageAccepted(Backend):
     """Answers bytes that do not decode as an image with a 200 and empty text, not a 500."""
 
-    def recognise(
-        self, principal: Principal, upload: Upload, overrides: Overrides | None = None
-    ) -> Recognition:
+    def recognise(self, principal: Principal, upload: Upload, overrides: Overrides) -> Recognition:
         try:
             return super().recognise(principal, upload, overrides)
         except errors.OcrFailed:

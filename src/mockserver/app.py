@@ -18,7 +18,7 @@ from mockserver.connection import client_socket, discard_body
 from mockserver.control import control
 from mockserver.fixtures import FixtureCatalogue
 from mockserver.settings import Settings
-from mockserver.store import Store
+from mockserver.store import open_store
 from mockserver.web import EXTENSION_KEY, current_backend, json_response
 
 log = logging.getLogger("itsocr_mock")
@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app = Flask("mockserver")
     app.config["ITSOCR_SETTINGS"] = settings
     if backend is None:
-        backend = Backend(Store(settings.state), FixtureCatalogue.load(settings.fixtures))
+        backend = Backend(open_store(settings.state), FixtureCatalogue.load(settings.fixtures))
         backend.ensure_initialised()
     app.extensions[EXTENSION_KEY] = backend
     app.register_blueprint(api)

@@ -28,7 +28,7 @@ from mockserver.faults import MAX_COUNT, FaultRule
 from mockserver.fixtures import FixtureCatalogue, Recognition, fallback_text
 from mockserver.imaging import is_decodable
 from mockserver.plans import Plan, get_plan, plans
-from mockserver.store import AccountRow, FaultRow, JournalEntry, Overrides, Store, TokenRow
+from mockserver.store import AccountRow, FaultRow, JournalEntry, Overrides, StateStore, TokenRow
 from mockserver.turns import waiting
 
 log = logging.getLogger("itsocr_mock")
@@ -203,7 +203,7 @@ class UnknownImages:
 class Backend:
     """State and rules of the mock itsOCR service."""
 
-    store: Store
+    store: StateStore
     catalogue: FixtureCatalogue = field(default_factory=FixtureCatalogue.load)
     unknown_images: UnknownImages = field(default_factory=UnknownImages, repr=False)
 

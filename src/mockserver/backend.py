@@ -26,7 +26,7 @@ from mockserver.clock import format_instant, parse_instant, period_of, utc_now
 from mockserver.contract import allowed_media_types, max_file_size
 from mockserver.faults import MAX_COUNT, FaultRule
 from mockserver.fixtures import FixtureCatalogue, Recognition, fallback_text
-from mockserver.imaging import is_decodable
+from mockserver.imaging import Decoding, examine
 from mockserver.plans import Plan, get_plan, plans
 from mockserver.store import AccountRow, FaultRow, JournalEntry, Overrides, StateStore, TokenRow
 from mockserver.turns import waiting
@@ -179,23 +179,26 @@ class UnknownImages:
 
     def __init__(self, remembered: int = 1024) -> None:
         self._remembered = remembered
-        self._outcomes: OrderedDict[tuple[str, str], Recognition | None] = OrderedDict()
+        self._outcomes: OrderedDict[tuple[str, str], Recognition | Decoding] = OrderedDict()
         self._lock = threading.Lock()
 
-    def recognise(self, upload: Upload) -> Recognition | None:
-        """The generated text for `upload`, or None when its bytes are not a decodable image."""
-        key = (upload.sha256, upload.prompt)
+    def recognise(self, upload: Upload) -> Recognition | Decoding:
+        """The generated text for `upload`, or the verdict when its bytes are not a decodable
+        image (within the decode budgets)."""
+        # Hashed: a prompt may be megabytes long, and this cache is kept per worker.
+        key = (upload.sha256, hashlib.sha256(upload.prompt.encode()).hexdigest())
         with self._lock:
             if key in self._outcomes:
                 self._outcomes.move_to_end(key)
                 return self._outcomes[key]
         with waiting():  # a decoder (C code) may take a while on a large image
-            decodable = is_decodable(upload.stream)
-        outcome = fallback_text(*key) if decodable else None
-        with self._lock:
-            self._outcomes[key] = outcome
-            if len(self._outcomes) > self._remembered:
-                self._outcomes.popitem(last=False)
+            decoding = examine(upload.stream)
+        outcome = fallback_text(upload.sha256, upload.prompt) if decoding.decodable else decoding
+        if decoding.lasting:  # not "no room to decode in time": that one is for now only
+            with self._lock:
+                self._outcomes[key] = outcome
+                if len(self._outcomes) > self._remembered:
+                    self._outcomes.popitem(last=False)
         return outcome
 
 
@@ -377,8 +380,11 @@ class Backend:
         The image must decode, as an OCR model would need it to: a fixture that no real
         service could answer is a mistake in the test, said at once rather than later.
         """
-        if not is_decodable(image):
-            raise errors.BadControlRequest(f"the image {name!r} does not decode as an image")
+        decoding = examine(image)
+        if not decoding.decodable:
+            raise errors.BadControlRequest(
+                f"the image {name!r} does not decode as an image: {decoding.problem}"
+            )
         hashed = hashlib.sha256()
         for chunk in iter(lambda: image.read(1024 * 1024), b""):
             hashed.update(chunk)
@@ -546,8 +552,8 @@ class Backend:
         if known is not None:
             return known
         generated = self.unknown_images.recognise(upload)
-        if generated is None:
-            raise errors.OcrFailed(hint=_undecodable_hint(upload))
+        if isinstance(generated, Decoding):
+            raise errors.OcrFailed(hint=_undecodable_hint(upload, generated))
         return generated
 
     def _apply_fault(self, fault: FaultRow, principal: Principal) -> None:
@@ -648,10 +654,10 @@ def _type_hint(upload: Upload) -> str | None:
     return None
 
 
-def _undecodable_hint(upload: Upload) -> str:
+def _undecodable_hint(upload: Upload, decoding: Decoding) -> str:
     if upload.size == 0:
         return "the file is empty; the live OCR model fails on it the same way"
     return (
         f"the bytes of {upload.file_name!r} do not decode as an image (declared "
-        f"{upload.mime_type}); the live OCR model fails on them the same way"
+        f"{upload.mime_type}): {decoding.problem}; the live OCR model fails on them the same way"
     )

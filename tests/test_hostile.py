@@ -1,0 +1,267 @@
+"""The adversarial corpus: attacks on a real `itsocr-mock serve`, over real HTTP, while a probe
+client keeps uploading and must keep getting its answers (issue 20).
+
+- Decompression bombs within the plan size (interlaced PNG, progressive JPEG, TIFF, HEIC, all
+  9400 x 9400) are the live 500 at no quota cost, answered from their header: a worker's peak
+  RSS stays under 256 MiB with eight in flight. A JPEG with thousands of scans is refused the
+  same way, in well under the 5 s target, and any decode ends at its time budget.
+
+Timings are asserted with generous bounds (this runs on shared, loaded machines); the targets
+themselves are measured by ``bench/hostile.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import pytest
+import requests
+from PIL import Image
+from test_reliability import (
+    ENTERPRISE,
+    SOCKET_TIMEOUT,
+    all_workers,
+    peak_rss,
+    server_log,
+    upload,
+)
+
+from mockserver import errors, hostile, imaging
+from mockserver.backend import DEMO_ACCOUNTS
+from mockserver.plans import MIB
+from mockserver.testing import ServerProcess
+
+OCR_FAILED = {"error": errors.OcrFailed.message, "success": False}
+PRO = DEMO_ACCOUNTS[1]
+
+
+# -- the probe: a client that must keep getting answers --------------------------------------
+
+
+@dataclass
+class Probe:
+    """Uploads an image again and again from a thread, timing each answer."""
+
+    url: str
+    image: bytes
+    pause: float = 0.05
+    seconds: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Probe:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join(SOCKET_TIMEOUT)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                status = upload(self.url, self.image, ENTERPRISE.token).status_code
+            except requests.RequestException as failure:
+                self.failures.append(repr(failure))
+            else:
+                self.seconds.append(time.monotonic() - started)
+                if status != 200:
+                    self.failures.append(f"status {status}")
+            self._stop.wait(self.pause)
+
+    def assert_served(self, within: float) -> None:
+        """Every probe upload got its 200, each within `within` seconds."""
+        assert not self.failures, self.failures
+        assert self.seconds, "the probe sent nothing"
+        assert max(self.seconds) < within, (max(self.seconds), statistics.median(self.seconds))
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """`itsocr-mock serve --workers 2`, default settings otherwise, on a state file."""
+    state = tmp_path_factory.mktemp("hostile") / "state.sqlite3"
+    with ServerProcess(args=["--workers", "2"], state=state) as server:
+        all_workers(server, 2)
+        yield server
+
+
+def ocr(
+    url: str, image: bytes, media_type: str, token: str = ENTERPRISE.token
+) -> requests.Response:
+    return requests.post(
+        url + "/api/v1/ocr",
+        headers={"Authorization": f"Bearer {token}"},
+        files={"file": ("hostile", image, media_type)},
+        timeout=SOCKET_TIMEOUT,
+    )
+
+
+def images_used(url: str, account: str) -> int:
+    reply = requests.get(f"{url}/_mock/accounts/{account}/usage", timeout=SOCKET_TIMEOUT)
+    used: int = reply.json()["imagesUsed"]
+    return used
+
+
+# -- decoding: the one definition, within its budgets ----------------------------------------
+
+
+def _patched_jpeg(side: int) -> bytes:
+    """A small progressive JPEG whose frame header says `side` x `side` (SOF2 patched)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), "white").save(buffer, "JPEG", progressive=True)
+    data = bytearray(buffer.getvalue())
+    at = data.find(b"\xff\xc2")
+    data[at + 5 : at + 9] = side.to_bytes(2, "big") * 2
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("interlaced-png", hostile.interlaced_png),
+        ("huge-heic", hostile.huge_heic),
+        ("progressive-jpeg-header", lambda: _patched_jpeg(hostile.BOMB_SIDE)),
+    ],
+)
+def test_a_bomb_is_refused_from_its_header(name: str, make: Callable[[], bytes]) -> None:
+    data = make()
+    assert len(data) < 600 * 1024  # within the Free plan's 5 MiB
+    started = time.monotonic()
+    verdict = imaging.examine(io.BytesIO(data))
+    assert not verdict.decodable
+    assert verdict.lasting
+    assert "9400x9400" in (verdict.problem or "")
+    assert time.monotonic() - started < 2.0  # nothing decoded
+
+
+def test_a_jpeg_with_thousands_of_scans_is_refused_before_decoding() -> None:
+    data = hostile.many_scan_jpeg(scans=3000, side=2000)  # 66 KB; 35 s to decode in full
+    started = time.monotonic()
+    verdict = imaging.examine(io.BytesIO(data))
+    assert verdict == imaging.Decoding(False, "it has 3000 scans, more than the mock's 100")
+    assert time.monotonic() - started < 2.0
+
+
+def test_a_decode_past_its_time_budget_is_not_decodable() -> None:
+    buffer = io.BytesIO()
+    Image.effect_noise((2000, 2000), 50).convert("RGB").save(buffer, "PNG", interlace=True)
+    stream = io.BytesIO(buffer.getvalue())
+    assert imaging.examine(stream).decodable
+    verdict = imaging.examine(stream, seconds=0.0)
+    assert not verdict.decodable
+    assert "took longer than" in (verdict.problem or "")
+
+
+def test_decodes_wait_for_memory_and_give_up_at_their_deadline() -> None:
+    gate = imaging.MemoryGate(100)
+    with gate.room(80, 0) as first:
+        assert first
+        with gate.room(20, 0) as second:
+            assert second  # 100 in all: fits
+        started = time.monotonic()
+        with gate.room(30, 0.2) as third:
+            assert not third
+        assert time.monotonic() - started >= 0.2
+    with gate.room(100, 0) as again:
+        assert again  # all released
+
+
+def test_an_image_without_room_to_decode_is_refused_for_now_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (600, 600), "white").save(buffer, "TIFF")
+    monkeypatch.setattr(imaging, "_gate", imaging.MemoryGate(1000))  # far too small
+    verdict = imaging.examine(io.BytesIO(buffer.getvalue()), seconds=0.1)
+    assert not verdict.decodable
+    assert not verdict.lasting  # a later request may well decode it
+
+
+def test_the_contract_suite_and_the_mock_share_one_definition() -> None:
+    from contract_tests import oracle
+
+    odd_formats = {}
+    for format in ("ICO", "PCX", "TGA", "PPM"):
+        buffer = io.BytesIO()
+        Image.new("RGB", (32, 32), "white").save(buffer, format)
+        odd_formats[format] = buffer.getvalue()
+    jpeg = io.BytesIO()
+    Image.new("RGB", (64, 64), "white").save(jpeg, "JPEG")
+    cases = [
+        *odd_formats.values(),
+        jpeg.getvalue(),
+        jpeg.getvalue()[:-200],  # truncated: Pillow's verify() alone passes it
+        hostile.interlaced_png(),
+        hostile.many_scan_jpeg(scans=300),
+    ]
+    verdicts = [oracle.decodable(data) for data in cases]
+    assert verdicts == [imaging.is_decodable(io.BytesIO(data)) for data in cases]
+    assert verdicts == [False, False, False, False, True, False, False, False]
+
+
+# -- bombs over HTTP ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_eight_bombs_in_flight_are_the_live_500_and_cost_no_memory(
+    served: ServerProcess, make_image: Callable[..., bytes]
+) -> None:
+    bombs = [(media_type, make()) for media_type, make in hostile.BOMBS.values()]
+    assert all(len(data) < 5 * MIB for _, data in bombs)  # within the Free plan's size
+    workers = all_workers(served, 2)
+    used = images_used(served.url, "demo-pro")
+    with Probe(served.url, make_image(text="probe")) as probe:
+        for _ in range(3):
+            with ThreadPoolExecutor(8) as pool:
+                started = time.monotonic()
+                replies = list(
+                    pool.map(lambda bomb: ocr(served.url, bomb[1], bomb[0], PRO.token), bombs * 2)
+                )
+                elapsed = time.monotonic() - started
+            assert [reply.status_code for reply in replies] == [500] * 8
+            assert all(reply.json() == OCR_FAILED for reply in replies)
+            assert elapsed < 15  # the target, 5 s, is measured by bench/hostile.py
+    probe.assert_served(within=10)
+    assert peak_rss(workers) < 256 * MIB
+    assert images_used(served.url, "demo-pro") == used  # a failed OCR uses no quota
+    assert "more than the mock's 160 MiB" in server_log(served)
+    assert "Traceback" not in server_log(served)
+
+
+@pytest.mark.slow
+def test_a_many_scan_jpeg_is_answered_at_once_again_and_again(
+    served: ServerProcess, make_image: Callable[..., bytes]
+) -> None:
+    data = hostile.many_scan_jpeg(scans=3000, side=2000)
+    with Probe(served.url, make_image(text="probe scans")) as probe:
+        for _ in range(4):
+            started = time.monotonic()
+            reply = ocr(served.url, data, "image/jpeg")
+            assert reply.status_code == 500
+            assert reply.json() == OCR_FAILED
+            assert time.monotonic() - started < 5
+    probe.assert_served(within=10)
+    assert "3000 scans" in server_log(served)
+
+
+def test_a_bomb_sent_to_the_in_process_mock_is_the_live_500(
+    ocr_url: str, demo_tokens: dict[str, str]
+) -> None:
+    reply = requests.post(
+        ocr_url,
+        headers={"Authorization": f"Bearer {demo_tokens['pro']}"},
+        files={"file": ("bomb.png", hostile.interlaced_png(), "image/png")},
+        timeout=SOCKET_TIMEOUT,
+    )
+    assert reply.status_code == 500
+    assert reply.json() == OCR_FAILED

@@ -97,13 +97,14 @@ def test_the_preflight_uses_no_quota_and_leaves_no_journal(
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
-def test_other_methods_are_405_in_plain_text(
+def test_other_methods_are_405_in_plain_text_without_a_content_type(
     api_client: requests.Session,
     ocr_url: str,
     png: bytes,
     method: str,
     images_used: Callable[[str], int],
 ) -> None:
+    """The live framework builds this body without a Content-Type; no CORS headers either."""
     response = api_client.request(
         method,
         ocr_url,
@@ -111,8 +112,9 @@ def test_other_methods_are_405_in_plain_text(
         files={"file": ("a.png", png, "image/png")},
     )
     assert response.status_code == 405
-    assert response.text == f"{method} method not allowed"
-    assert response.headers["Content-Type"].split(";")[0] == "text/plain"
+    assert response.content == f"{method} method not allowed".encode()
+    assert "Content-Type" not in response.headers
+    assert "Access-Control-Allow-Origin" not in response.headers
     assert response.headers["Allow"] == "POST, OPTIONS"
     assert images_used(FREE.id) == 0
 
@@ -196,6 +198,64 @@ def test_unknown_paths_are_404(
         )
     assert response.status_code == 404
     assert images_used(FREE.id) == 0
+
+
+def request_line(url: str, method: str, target: str, body: bytes = b"") -> bytes:
+    """A request for `target` exactly as written (no client normalises it), with a token."""
+    return (
+        f"{method} {target} HTTP/1.1\r\nHost: {url.split('/')[2]}\r\n"
+        f"Authorization: Bearer {FREE.token}\r\n"
+        "Content-Type: multipart/form-data; boundary=b\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+
+
+def one_upload(png: bytes) -> bytes:
+    return (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" + png + b"\r\n--b--\r\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["//api/v1/ocr", "/api//v1/ocr", "/api/v1//ocr", "//api/v1/ocr/", "///api/v1/ocr?x=1"],
+)
+def test_paths_are_matched_as_sent(
+    wire: Callable[..., Any],
+    mock_server: Any,
+    backend: Any,
+    png: bytes,
+    target: str,
+    images_used: Callable[[str], int],
+) -> None:
+    """An empty segment makes an unknown path, as on the live service: 404, nothing read,
+    nothing counted, nothing journalled -- not the endpoint, and no redirect to it."""
+    response = wire(mock_server.url, request_line(mock_server.url, "POST", target, one_upload(png)))
+    assert response.status_code == 404
+    assert images_used(FREE.id) == 0
+    assert backend.store.journal() == []
+
+
+def test_the_exact_path_still_reaches_the_endpoint_in_origin_and_absolute_form(
+    wire: Callable[..., Any], mock_server: Any, png: bytes, images_used: Callable[[str], int]
+) -> None:
+    for target in ("/api/v1/ocr", mock_server.url + "/api/v1/ocr"):
+        request = request_line(mock_server.url, "POST", target, one_upload(png))
+        assert wire(mock_server.url, request).status_code == 200, target
+    assert images_used(FREE.id) == 2
+
+
+def test_control_paths_are_matched_as_sent(
+    wire: Callable[..., Any], mock_server: Any, backend: Any, images_used: Callable[[str], int]
+) -> None:
+    """`//_mock/reset` is no reset: the usage set before it stays."""
+    backend.store.set_images_used(FREE.id, backend.now().strftime("%Y-%m"), 3)
+    for method, target in (("POST", "//_mock/reset"), ("GET", "//_mock/health")):
+        assert (
+            wire(mock_server.url, request_line(mock_server.url, method, target)).status_code == 404
+        )
+    assert images_used(FREE.id) == 3
 
 
 # -- bodies past the ceiling, cut short, or chunked --------------------------------------------

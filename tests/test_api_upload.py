@@ -80,13 +80,31 @@ def test_a_body_that_is_not_multipart_form_data_is_refused(
     assert_api_error(post_ocr(**request_body), 400, INVALID_BODY)
 
 
-def test_an_urlencoded_form_is_not_multipart(post_ocr: Post, assert_api_error: CheckError) -> None:
-    """Decision: api-behaviour.md's row covers any body that "is not multipart/form-data", so a
-    urlencoded form is an invalid body. (A WHATWG `Request.formData()` would parse it and then
-    miss the file -- worth checking against the live service with the contract suite.)"""
+@pytest.mark.parametrize(
+    "body", [b"file=scan.png&prompt=x", b"", b"not even key=value pairs"], ids=str
+)
+def test_an_urlencoded_body_is_a_form_without_a_file(
+    raw_http: Callable[..., Any],
+    ocr_url: str,
+    assert_api_error: CheckError,
+    hints: Callable[[], list[str]],
+    body: bytes,
+) -> None:
+    """The live form parser accepts application/x-www-form-urlencoded, with or without fields,
+    and then finds no `file` part."""
+    headers = {
+        "Authorization": f"Bearer {FREE.token}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    assert_api_error(raw_http("POST", ocr_url, body, headers), 400, MISSING_FILE)
+    [hint] = hints()
+    assert "multipart/form-data" in hint
+
+
+def test_requests_data_is_an_urlencoded_form(post_ocr: Post, assert_api_error: CheckError) -> None:
     response = post_ocr(data={"file": "scan.png"})
     assert response.request.headers["Content-Type"] == "application/x-www-form-urlencoded"
-    assert_api_error(response, 400, INVALID_BODY)
+    assert_api_error(response, 400, MISSING_FILE)
 
 
 def test_a_multipart_body_with_another_boundary_is_refused(
@@ -261,6 +279,25 @@ def test_a_part_without_content_type_counts_as_text_plain(
 ) -> None:
     response = send_raw(multipart.Part("file", png, "a.png", None))
     assert_api_error(response, 400, unsupported("text/plain"))
+
+
+def test_an_empty_part_content_type_is_the_empty_type(
+    send_raw: Callable[..., Any],
+    multipart: Any,
+    png: bytes,
+    assert_api_error: CheckError,
+    hints: Callable[[], list[str]],
+    backend: Backend,
+) -> None:
+    """`Content-Type: ` present but empty is not "no Content-Type": the live message shows the
+    empty type."""
+    response = send_raw(multipart.Part("file", png, "a.png", ""))
+    assert_api_error(response, 400, unsupported(""))
+    assert "Unsupported file type: . Allowed" in response.json()["error"]
+    [hint] = hints()
+    assert "empty Content-Type" in hint
+    [entry] = backend.store.journal()
+    assert entry.mime_type == ""
 
 
 # -- sizes (inclusive, MiB) ----------------------------------------------------------------
@@ -494,6 +531,16 @@ def test_image_jpg_gets_the_live_400_and_a_hint(
     assert_api_error(response, 400, unsupported("image/jpg"))
     [hint] = hints()
     assert "image/jpeg" in hint
+
+
+def test_a_typeless_node_blob_gets_the_live_400_and_a_hint_with_the_node_fix(
+    post_ocr: Post, png: bytes, assert_api_error: CheckError, hints: Callable[[], list[str]]
+) -> None:
+    """Node's FormData sends a Blob made without a type as application/octet-stream."""
+    response = post_ocr(files={"file": ("blob", png, "application/octet-stream")})
+    assert_api_error(response, 400, unsupported("application/octet-stream"))
+    [hint] = hints()
+    assert "new Blob([bytes], {type: 'image/png'})" in hint
 
 
 def test_a_field_named_image_gets_the_live_400_and_a_hint(

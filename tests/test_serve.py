@@ -141,6 +141,40 @@ def test_usage_survives_a_restart_on_the_same_state_file(
     assert stored_usage(state, FREE.id) == 3
 
 
+# -- what the production server passes on as sent ----------------------------------------------
+
+
+def test_paths_are_matched_as_sent_on_gunicorn(
+    served: ServerProcess, wire: Callable[..., Any], http: requests.Session
+) -> None:
+    """gunicorn hands the app `//api/v1/ocr` unmerged: still an unknown path, nothing counted."""
+    usage_url = served.url + "/_mock/accounts/demo-free/usage"
+    assert http.put(usage_url, json={"imagesUsed": 4}).status_code == 200  # a reset would clear it
+    host = served.url.split("/")[2]
+    for method, target in (
+        ("POST", "//api/v1/ocr"),
+        ("POST", "/api/v1//ocr"),
+        ("POST", "//_mock/reset"),
+    ):
+        request = (
+            f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {FREE.token}\r\nContent-Length: 0\r\n\r\n"
+        )
+        assert wire(served.url, request.encode()).status_code == 404, target
+    assert http.get(usage_url).json()["imagesUsed"] == 4
+
+
+def test_the_405_has_no_content_type_on_gunicorn(
+    served: ServerProcess, wire: Callable[..., Any]
+) -> None:
+    host = served.url.split("/")[2]
+    request = f"DELETE /api/v1/ocr HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n"
+    response = wire(served.url, request.encode())
+    assert (response.status_code, response.content) == (405, b"DELETE method not allowed")
+    assert "Content-Type" not in response.headers
+    assert response.headers["Allow"] == "POST, OPTIONS"
+
+
 # -- configurations that are refused ---------------------------------------------------------
 
 

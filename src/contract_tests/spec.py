@@ -25,6 +25,7 @@ from mockserver.resources import data_path
 MIB = 1024 * 1024
 API_PREFIX = "/api/v1"  # where the spec's paths live on a target's origin
 SPEC_URI = "urn:itsocr-contract:openapi.yaml"
+UNTYPED_BODY = "x-itsocr-untyped-body"  # a body the spec describes as sent without a type
 
 
 @cache
@@ -108,8 +109,8 @@ def plan_too_large_message(plan: Plan) -> str:
 
 def method_not_allowed_text(method: str) -> str:
     """The plain-text 405 body for `method`."""
-    example = _deref(spec()["components"]["responses"]["MethodNotAllowed"])
-    return str(example["content"]["text/plain"]["examples"]["get"]["value"]).replace("GET", method)
+    response = _deref(spec()["components"]["responses"]["MethodNotAllowed"])
+    return str(response[UNTYPED_BODY]["example"]).replace("GET", method)
 
 
 # -- response validation --------------------------------------------------------------------
@@ -152,6 +153,8 @@ def _content_problems(
 ) -> list[str]:
     content: Mapping[str, Any] = response.get("content", {})
     header = received.headers.get("Content-Type")
+    if not content and UNTYPED_BODY in response:
+        return _untyped_body_problems(response[UNTYPED_BODY], received, observed=observed)
     if not content:
         return (
             []
@@ -175,6 +178,20 @@ def _content_problems(
     else:
         body = received.content.decode("utf-8", "replace")
     return [_schema_error(error) for error in _validator(json.dumps(schema)).iter_errors(body)]
+
+
+def _untyped_body_problems(
+    untyped: Mapping[str, Any], received: Received, *, observed: bool
+) -> list[str]:
+    # A body the live service sends with no media type at all (the 405). The docs say nothing
+    # of it: only the observed level holds a server to sending no Content-Type.
+    header = received.headers.get("Content-Type")
+    found = []
+    if observed and header is not None:
+        found.append(f"Content-Type {header!r}, the live service sends this body without one")
+    body = received.content.decode("utf-8", "replace")
+    found += [_schema_error(e) for e in _validator(json.dumps(untyped["schema"])).iter_errors(body)]
+    return found
 
 
 def _header_problems(response: Mapping[str, Any], received: Received) -> list[str]:

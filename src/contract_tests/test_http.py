@@ -62,7 +62,8 @@ def test_preflight_needs_no_authorization(contract: Contract) -> None:
 @pytest.mark.clause("http.method-not-allowed", level="observed")
 @pytest.mark.parametrize("method", NOT_ALLOWED)
 def test_other_methods(contract: Contract, method: str) -> None:
-    """Any other method: 405 in plain text naming it, with Allow: POST, OPTIONS."""
+    """Any other method: 405, a plain-text body naming it and no Content-Type header, with
+    Allow: POST, OPTIONS (the spec check holds the absent Content-Type)."""
     reply = contract.request(method)
     contract.expect(reply, 405)
     expected = spec.method_not_allowed_text(method)

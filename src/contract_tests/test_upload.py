@@ -29,16 +29,25 @@ PNG = make_image("image/png")
         ("application/json", b'{"file": "scan.png"}'),
         ("text/plain", b"scan.png"),
         (None, b""),
-        ("application/x-www-form-urlencoded", b"file=scan.png"),
         ("multipart/form-data", b"--x\r\n\r\n--x--\r\n"),
     ],
-    ids=["json", "text", "empty", "urlencoded", "no-boundary"],
+    ids=["json", "text", "empty", "no-boundary"],
 )
 def test_not_multipart(contract: Contract, content_type: str | None, data: bytes) -> None:
     """A body that is not multipart/form-data: 400 Invalid request body."""
     account = contract.account()
     reply = contract.post_ocr(account, data=data, content_type=content_type)
     contract.expect(reply, 400, error=INVALID_BODY)
+
+
+@pytest.mark.clause("upload.urlencoded-form", level="observed")
+@pytest.mark.parametrize("data", [b"file=scan.png&prompt=x", b""], ids=["fields", "empty"])
+def test_urlencoded_form_has_no_file(contract: Contract, data: bytes) -> None:
+    """An application/x-www-form-urlencoded body is a form without a file part: 400 Missing
+    required field: file (the live form parser accepts it), not Invalid request body."""
+    account = contract.account()
+    reply = contract.post_ocr(account, data=data, content_type="application/x-www-form-urlencoded")
+    contract.expect(reply, 400, error=MISSING_FILE)
 
 
 @pytest.mark.clause("upload.missing-file")
@@ -73,12 +82,13 @@ def test_unsupported_type(contract: Contract, declared: str) -> None:
     ("declared", "reported"),
     [
         (None, "text/plain"),  # the vendor's own Python example sends no type
+        ("", ""),  # a Content-Type header present but empty: the empty type
         ("image/jpg", "image/jpg"),
         ("IMAGE/JPG", "image/jpg"),
         ("image/png; charset=utf-8", "image/png; charset=utf-8"),
         ("image/svg+xml", "image/svg+xml"),
     ],
-    ids=["no-type", "image-jpg", "upper-case-jpg", "with-parameter", "svg"],
+    ids=["no-type", "empty-type", "image-jpg", "upper-case-jpg", "with-parameter", "svg"],
 )
 def test_type_is_matched_exactly(contract: Contract, declared: str | None, reported: str) -> None:
     """The declared type must be in the list exactly (lower-cased, no parameters)."""

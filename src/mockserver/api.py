@@ -22,6 +22,11 @@ OCR_PATH = "/api/v1/ocr"
 PREFLIGHT_MAX_AGE = "86400"
 # A body this much over the file ceiling cannot hold an acceptable file: refuse it unread.
 MULTIPART_OVERHEAD = 1024 * 1024
+URLENCODED = "application/x-www-form-urlencoded"
+URLENCODED_HINT = (
+    "the body is application/x-www-form-urlencoded, a form that cannot carry a file; send "
+    "multipart/form-data (curl -F, requests' files=, a FormData in JavaScript)"
+)
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 log = logging.getLogger("itsocr_mock")
@@ -105,6 +110,10 @@ def read_upload() -> Upload:
     """Parse the request body into an Upload; called by the backend after auth and quota."""
     # Parsed once here: request.mimetype and .mimetype_params would each parse the header again.
     mimetype, params = parse_options_header(request.content_type)
+    if mimetype.lower() == URLENCODED:
+        # The live form parser reads it as a form, which then has no file part (it is not
+        # read here: it cannot hold one, and the lingering close drains it).
+        raise errors.MissingFile(hint=URLENCODED_HINT)
     if mimetype.lower() != "multipart/form-data" or not params.get("boundary"):
         raise errors.InvalidRequestBody()
     ceiling = max_file_size() + MULTIPART_OVERHEAD

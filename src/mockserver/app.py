@@ -6,9 +6,10 @@ import contextlib
 import hmac
 import logging
 import socket
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
 from mockserver import errors
@@ -37,6 +38,10 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         backend = Backend(open_store(settings.state), FixtureCatalogue.load(settings.fixtures))
         backend.ensure_initialised()
     app.extensions[EXTENSION_KEY] = backend
+    # Paths are matched as sent, as on the live service: `//api/v1/ocr` is an unknown path,
+    # not the endpoint. Werkzeug's router would otherwise redirect to the merged path.
+    app.url_map.merge_slashes = False
+    app.before_request(_path_as_sent)  # before the blueprints' hooks: no redirect, no auth
     app.register_blueprint(api)
     if settings.control:
         app.register_blueprint(control)
@@ -64,6 +69,21 @@ def _linger_on_unread_body(response: Response) -> Response:
 
 
 CONTROL_PREFIX = "/_mock"
+
+
+def _path_as_sent() -> None:
+    """404 for a request whose path, as sent, has an empty segment (``//api/v1/ocr``).
+
+    The WSGI path may have lost it: Python's http.server (under Werkzeug's server) collapses
+    leading slashes, and Werkzeug's server rebuilds the path from a parsed URL. The request
+    line's target, which both servers keep in ``RAW_URI``, is what the client sent.
+    """
+    target = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
+    path = target.split("?", 1)[0]
+    if not path.startswith("/"):  # the absolute form a proxy sends: scheme://host/path
+        path = urlsplit(path).path
+    if "//" in path:
+        raise NotFound()
 
 
 def _is_control_request() -> bool:
@@ -111,13 +131,13 @@ def _control_error(failure: errors.ControlError) -> Response:
 
 def _http_error(failure: HTTPException) -> BaseResponse:
     if failure.code == 405 and request.path == OCR_PATH:
-        # The live service answers other methods in plain text, naming the method.
-        return Response(
-            f"{request.method} method not allowed",
-            status=405,
-            mimetype="text/plain",
-            headers={"Allow": "POST, OPTIONS"},
+        # The live service answers other methods in plain text, naming the method, and
+        # without any Content-Type (its framework builds that body without one).
+        refused = Response(
+            f"{request.method} method not allowed", status=405, headers={"Allow": "POST, OPTIONS"}
         )
+        del refused.headers["Content-Type"]
+        return refused
     if _is_control_request():
         return _control_http_error(failure)
     response = failure.get_response()

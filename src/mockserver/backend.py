@@ -70,8 +70,9 @@ class Upload:
 
     @property
     def mime_type(self) -> str:
-        """The type the live service sees: lower-cased, ``text/plain`` when none was sent."""
-        return (self.declared_type or "text/plain").lower()
+        """The type the live service sees: lower-cased, ``text/plain`` when the part had no
+        Content-Type header (a header present but empty is the empty type)."""
+        return "text/plain" if self.declared_type is None else self.declared_type.lower()
 
 
 @dataclass(frozen=True)
@@ -646,6 +647,18 @@ def _type_hint(upload: Upload) -> str | None:
             "service reads as text/plain. Python requests does this for files={'file': f} (the "
             "vendor's own example); declare the type: "
             "files={'file': ('document.jpg', f, 'image/jpeg')}"
+        )
+    if upload.declared_type == "":
+        return (
+            f"the file part {upload.file_name!r} has an empty Content-Type header (the live "
+            "service reports the empty type); declare the image's type, e.g. image/png"
+        )
+    if upload.mime_type == "application/octet-stream":
+        return (
+            f"the file part {upload.file_name!r} was declared application/octet-stream, the "
+            "type Node.js sends for a Blob without one (and curl -F for an unknown file "
+            "extension); give the Blob its type: new Blob([bytes], {type: 'image/png'}) "
+            "(curl: -F 'file=@scan;type=image/png')"
         )
     if upload.mime_type == "image/jpg":
         return "image/jpg is not a registered media type; declare JPEG files as image/jpeg"

@@ -50,7 +50,7 @@ class ServedApp:
         self.app = app
         self.name = name
         self._close = close
-        self._handler = WSGIRequestHandler if access_log else _QuietRequestHandler
+        self._handler = PathAsSentRequestHandler if access_log else _QuietRequestHandler
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -96,7 +96,23 @@ class ServedApp:
         self.stop()
 
 
-class _QuietRequestHandler(WSGIRequestHandler):
+class PathAsSentRequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler, keeping the request target exactly as the client sent it.
+
+    Python's http.server collapses a target's leading slashes (``//api/v1/ocr`` becomes
+    ``/api/v1/ocr``, against open redirects in its file server), so the app could not tell
+    the two apart; the live service, and the mock under gunicorn, answer 404 to the first.
+    """
+
+    def parse_request(self) -> bool:  # noqa: D102
+        parsed = super().parse_request()
+        words = str(self.raw_requestline, "iso-8859-1").split()
+        if parsed and len(words) >= 2 and words[1].startswith("//"):
+            self.path = words[1]
+        return parsed
+
+
+class _QuietRequestHandler(PathAsSentRequestHandler):
     """Werkzeug's handler without its access log: a suite run sends hundreds of requests."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:

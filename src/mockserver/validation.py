@@ -6,7 +6,8 @@
 2. every required response header is present and its value matches its schema (the CORS ``const``
    values, ``Allow``, ``Access-Control-Max-Age``),
 3. the Content-Type is one the operation documents for that status (or the body is empty when
-   none is documented, as for the 204 preflight),
+   none is documented, as for the 204 preflight; or, for a body the spec describes under
+   ``x-itsocr-untyped-body`` like the 405's, there is no Content-Type at all),
 4. the body validates against the documented schema (JSON Schema Draft 2020-12, formats checked).
 
 A failure raises AssertionError naming the clause, the status, the schema error and the body
@@ -32,6 +33,7 @@ from mockserver.contract import load_spec
 __all__ = ["ContractResponse", "assert_matches_contract", "find_operation"]
 
 SPEC_URI = "urn:itsocr-mock:openapi.yaml"
+UNTYPED_BODY = "x-itsocr-untyped-body"  # a response body sent without a Content-Type
 _BODY_PREVIEW_LIMIT = 4000  # characters of a non-JSON body shown in a failure message
 
 
@@ -232,6 +234,9 @@ def _check_body(
     where: str, received: _Received, response_pointer: str, declared: Mapping[str, Any]
 ) -> None:
     content: Mapping[str, Any] = declared.get("content", {})
+    if not content and UNTYPED_BODY in declared:
+        _check_untyped_body(where, received, f"{response_pointer}/{UNTYPED_BODY}/schema")
+        return
     if not content:
         if received.body:
             _fail(where, received, f"a {received.status} response has no body in the contract")
@@ -266,6 +271,23 @@ def _check_body(
             f"the body does not match the schema at #{_schema_ref(schema_pointer)}",
             failure,
         )
+
+
+def _check_untyped_body(where: str, received: _Received, schema_pointer: str) -> None:
+    # A body the service sends without any media type (the 405): no Content-Type may come
+    # with it, and the text must match the schema given beside the response.
+    header = received.headers.get("content-type")
+    if header is not None:
+        _fail(
+            where, received, f"Content-Type is {header!r}, the contract sends this body without one"
+        )
+    try:
+        text = received.body.decode("utf-8")
+    except UnicodeDecodeError:
+        _fail(where, received, "the text body is not valid UTF-8")
+    failure = _first_error(schema_pointer, text)
+    if failure is not None:
+        _fail(where, received, f"the body does not match the schema at #{schema_pointer}", failure)
 
 
 def _schema_ref(schema_pointer: str) -> str:

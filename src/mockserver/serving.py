@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import logging
 import socket
 import sys
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from gunicorn.app.base import BaseApplication
 from mockserver.api import OCR_PATH
 from mockserver.app import create_app
 from mockserver.backend import DEMO_ACCOUNTS
+from mockserver.logs import stop_logging
 from mockserver.settings import Settings
 from mockserver.turns import WsgiApp, in_turns
 
@@ -122,6 +122,8 @@ class MockServer(BaseApplication):  # type: ignore[misc]
             **options,
             "when_ready": self._when_ready,
             "post_worker_init": self._post_worker_init,
+            # A worker's queued log lines are written before it exits (logs.py).
+            "worker_exit": lambda _arbiter, _worker: stop_logging(),
         }
         self.on_ready = on_ready
         self.application: Flask | None = None
@@ -163,10 +165,3 @@ class MockServer(BaseApplication):  # type: ignore[misc]
         print(banner(base_url, self.settings), file=sys.stderr, flush=True)
         if self.on_ready:
             self.on_ready(base_url)
-
-
-def configure_logging(level: str) -> None:
-    """Log lines to stderr: the access log and the hints about client mistakes."""
-    logging.basicConfig(
-        level=level.upper(), stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
-    )

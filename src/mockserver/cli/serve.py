@@ -52,7 +52,8 @@ def add_serve_command(commands: Any) -> None:
 def serve_command(args: argparse.Namespace) -> int:
     """`itsocr-mock serve`."""
     from mockserver.fixtures import FixtureError
-    from mockserver.serving import MockServer, configure_logging, is_loopback
+    from mockserver.logs import configure_logging, stop_logging
+    from mockserver.serving import MockServer, is_loopback
 
     settings = Settings.from_environment(
         state=args.state,
@@ -82,4 +83,6 @@ def serve_command(args: argparse.Namespace) -> int:
         server.run()  # loads the app (and the fixtures) before any worker starts
     except FixtureError as failure:
         return _fail(f"{failure} (check it with `itsocr-mock fixtures verify --fixtures DIR`)")
+    finally:
+        stop_logging()
     return 0

@@ -25,7 +25,11 @@ LOG = logging.getLogger("itsocr_mock.access")
 def restore_root_logger() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    switches = ("logThreads", "logProcesses", "logMultiprocessing", "_srcfile")
+    saved = {name: getattr(logging, name) for name in switches}
     yield
+    for name, value in saved.items():
+        setattr(logging, name, value)
     logs.stop_logging()
     logs._active = None
     for handler in root.handlers[:]:

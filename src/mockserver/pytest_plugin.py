@@ -18,23 +18,16 @@ the fixtures, when a test asks for them.
 
 from __future__ import annotations
 
-import mimetypes
 import os
-import threading
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-if TYPE_CHECKING:
-    from pytest_httpserver import HTTPServer
-    from werkzeug import Request, Response
+from mockserver.canned import ItsocrHTTPServer
+from mockserver.itsocr_mock import Account, ItsocrMock
 
-    from mockserver.client import MockControl
+if TYPE_CHECKING:
     from mockserver.testing import InProcessServer
     from mockserver.validation import assert_matches_contract as assert_matches_contract
 
@@ -97,128 +90,7 @@ def __getattr__(name: str) -> Any:
 # -- itsocr_mock -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Account:
-    """An account created on the mock, with its one token (`token_id`: the token's id in the
-    control API, e.g. for ``itsocr_mock.control.revoke_token(account.token_id)``)."""
-
-    id: str
-    plan: str
-    token: str
-    token_id: str
-
-
-class ItsocrMock:
-    """The mock a test runs against, and the one-liners to put it into a state.
-
-    Everything goes through the mock's control API (`control`, a `MockControl`), so the same
-    calls work against the in-process mock and against a running ``itsocr-mock serve``; only
-    the in-process mock's reset calls `Backend.reset` directly (the same code path, no HTTP).
-    """
-
-    def __init__(
-        self,
-        url: str,
-        control: MockControl,
-        reset: Callable[[], None],
-        demo_tokens: Mapping[str, str],
-    ) -> None:
-        self.url = url
-        self.control = control
-        self._reset = reset
-        self._demo_tokens = dict(demo_tokens)
-
-    def __repr__(self) -> str:
-        return f"<ItsocrMock {self.base_url}>"
-
-    @property
-    def base_url(self) -> str:
-        """The API base URL, e.g. ``http://127.0.0.1:49152/api/v1`` (the docs' base URL)."""
-        return self.url + "/api/v1"
-
-    @property
-    def ocr_url(self) -> str:
-        """The URL of ``POST /api/v1/ocr``."""
-        return self.base_url + "/ocr"
-
-    @property
-    def demo_tokens(self) -> dict[str, str]:
-        """The fixed token of each demo account, by plan: ``{"free": ..., "pro": ..., ...}``."""
-        return dict(self._demo_tokens)
-
-    def reset(self) -> None:
-        """Back to a fresh state (done before each test already): demo accounts only."""
-        self._reset()
-
-    def new_account(self, plan: str = "free") -> Account:
-        """A new account on `plan` (``free``, ``pro``, ``enterprise``) with a fresh token."""
-        created = self.control.create_account(plan)
-        return Account(created["id"], created["plan"], created["token"], created["tokenId"])
-
-    def usage(self, account: Account | str) -> int:
-        """Images the account used this month (in the mock's clock)."""
-        return int(self.control.get_usage(_account_id(account))["imagesUsed"])
-
-    def set_usage(self, account: Account | str, images_used: int) -> None:
-        """Set the account's usage this month, e.g. to its quota to get 429 on the next call."""
-        self.control.set_usage(_account_id(account), images_used)
-
-    def set_clock(self, now: datetime | str | None) -> None:
-        """Freeze the mock's clock at `now` (ISO-8601, or a datetime: a naive one is UTC);
-        None: real time again. Months, usage periods and token expiry follow it."""
-        if now is None:
-            self.control.reset_clock()
-        else:
-            self.control.set_clock(now)
-
-    def fail_next(
-        self,
-        status: int = 500,
-        times: int = 1,
-        delay_ms: int = 0,
-        *,
-        account: Account | str | None = None,
-        error: str | None = None,
-    ) -> None:
-        """Make the next `times` OCR calls (of all accounts, or one) fail with `status`.
-
-        They answer the live service's message for that status (or `error`) after `delay_ms`;
-        failures never consume quota. ``status=200`` with a delay makes calls slow, not fail.
-        """
-        self.control.add_fault(
-            None if status == 200 else status,  # the control API's "no failure, only a delay"
-            error=error,
-            delay_ms=delay_ms,
-            times=times,
-            account=_account_id(account) if account is not None else None,
-        )
-
-    def add_fixture(self, image: bytes | Path, text: str, prompt: str | None = None) -> None:
-        """Make the mock answer `text` for this image (only with `prompt`, if given).
-
-        The image must decode, as the OCR model needs; an undecodable one is refused here.
-        """
-        media_type = None
-        if isinstance(image, Path):
-            media_type = mimetypes.guess_type(image.name)[0]
-        self.control.add_fixture(
-            image, text, prompt=prompt, media_type=media_type or "application/octet-stream"
-        )
-
-    def requests(
-        self, account: Account | str | None = None, status: int | None = None
-    ) -> list[dict[str, Any]]:
-        """The API requests the mock received, oldest first, as the control API's journal
-        entries (``status``, ``fileName``, ``mimeType``, ``fileSize``, ``sha256``, ...)."""
-        account_id = _account_id(account) if account is not None else None
-        return self.control.requests(account=account_id, status=status)
-
-
-def _account_id(account: Account | str) -> str:
-    return account.id if isinstance(account, Account) else account
-
-
-class _Mocks:
+class MockPool:
     """The session's mocks: the in-process one, started on first use, and running ones by URL."""
 
     def __init__(self, admin_token: str | None) -> None:
@@ -278,16 +150,16 @@ def _connect(url: str, admin_token: str | None, reset: Callable[[], None] | None
 
 
 @pytest.fixture(scope="session")
-def itsocr_mock_session(pytestconfig: pytest.Config) -> Iterator[_Mocks]:
+def itsocr_mock_session(pytestconfig: pytest.Config) -> Iterator[MockPool]:
     """The session's mocks; use `itsocr_mock`, which picks one and resets it."""
     admin_token = pytestconfig.getoption(ADMIN_OPTION) or os.environ.get(ADMIN_ENV)
-    mocks = _Mocks(admin_token)
+    mocks = MockPool(admin_token)
     yield mocks
     mocks.close()
 
 
 @pytest.fixture
-def itsocr_mock(request: pytest.FixtureRequest, itsocr_mock_session: _Mocks) -> ItsocrMock:
+def itsocr_mock(request: pytest.FixtureRequest, itsocr_mock_session: MockPool) -> ItsocrMock:
     """The itsOCR mock, in a fresh state: demo accounts only, no usage, faults or journal."""
     marker = request.node.get_closest_marker(URL_MARKER)
     if marker is not None:
@@ -302,149 +174,6 @@ def itsocr_mock(request: pytest.FixtureRequest, itsocr_mock_session: _Mocks) -> 
 
 
 # -- itsocr_httpserver -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Example:
-    name: str
-    status: int
-    body: Mapping[str, Any]
-
-
-class ItsocrHTTPServer:
-    """A pytest-httpserver serving ``/api/v1/ocr`` from the examples of ``openapi.yaml``.
-
-    ``POST /api/v1/ocr`` answers the docs' 200 example unless told otherwise:
-    ``respond_next(429)`` (the first example the spec lists for that status),
-    ``respond_with_example("unknownToken")`` (an example by name), either with ``times=N``, or
-    ``times=None`` for every call from then on. ``OPTIONS`` answers the CORS preflight and other
-    methods 405, as the live service does. Everything else of the underlying
-    ``pytest_httpserver.HTTPServer`` (``log``, ``expect_request``...) is reachable on this object.
-    """
-
-    def __init__(self, server: HTTPServer) -> None:
-        self.server = server
-        self.examples = _spec_examples()
-        self._lock = threading.Lock()
-        self._queue: deque[_Example] = deque()
-        self._default = self.examples["document"]
-        path = "/api/v1/ocr"
-        server.expect_request(path, method="POST").respond_with_handler(self._answer)
-        server.expect_request(path, method="OPTIONS").respond_with_handler(_preflight)
-        server.expect_request(path).respond_with_handler(_not_allowed)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.server, name)
-
-    @property
-    def url(self) -> str:
-        """The origin, e.g. ``http://localhost:49152``."""
-        return self.server.url_for("").rstrip("/")
-
-    @property
-    def base_url(self) -> str:
-        """The API base URL to give the client under test."""
-        return self.url + "/api/v1"
-
-    def respond_next(self, status: int, *, times: int | None = 1) -> None:
-        """Answer the next `times` OCR calls with the spec's first example for `status`."""
-        found = next((ex for ex in self.examples.values() if ex.status == status), None)
-        if found is None:
-            known = sorted({ex.status for ex in self.examples.values()})
-            raise ValueError(f"openapi.yaml has no example for status {status}; it has {known}")
-        self._enqueue(found, times)
-
-    def respond_with_example(self, name: str, *, times: int | None = 1) -> None:
-        """Answer the next `times` OCR calls with the example called `name` in the spec."""
-        if name not in self.examples:
-            raise ValueError(
-                f"openapi.yaml has no example {name!r}; it has {', '.join(self.examples)}"
-            )
-        self._enqueue(self.examples[name], times)
-
-    def _enqueue(self, example: _Example, times: int | None) -> None:
-        with self._lock:
-            if times is None:
-                self._queue.clear()
-                self._default = example
-            elif times < 1:
-                raise ValueError("times must be at least 1 (or None for every call)")
-            else:
-                self._queue.extend([example] * times)
-
-    def _answer(self, _: Request) -> Response:
-        from mockserver.web import json_response
-
-        with self._lock:
-            example = self._queue.popleft() if self._queue else self._default
-        response = json_response(_live_body(example), example.status)
-        response.headers.update(_cors())
-        return response
-
-
-def _spec_examples() -> dict[str, _Example]:
-    from mockserver.contract import load_spec
-
-    responses = load_spec()["paths"]["/ocr"]["post"]["responses"]
-    return {
-        name: _Example(name, int(status), example["value"])
-        for status, response in responses.items()
-        for name, example in response.get("content", {})
-        .get("application/json", {})
-        .get("examples", {})
-        .items()
-    }
-
-
-def _live_body(example: _Example) -> dict[str, object]:
-    # The spec lists keys in reading order; the live service writes them in its own order.
-    from mockserver.backend import OcrResult
-    from mockserver.errors import ApiError
-
-    value = example.body
-    if example.status != 200:
-        return ApiError(str(value["error"])).to_json()
-    return OcrResult(
-        id=value["id"],
-        text=value["text"],
-        processing_time_ms=value["processingTimeMs"],
-        file_name=value["fileName"],
-        file_size=value["fileSize"],
-        mime_type=value["mimeType"],
-    ).to_json()
-
-
-def _cors() -> Mapping[str, str]:
-    from mockserver.web import cors_headers
-
-    return cors_headers()
-
-
-def _preflight(_: Request) -> Response:
-    from werkzeug import Response
-
-    from mockserver.api import PREFLIGHT_MAX_AGE
-
-    response = Response(
-        status=204, headers={**_cors(), "Access-Control-Max-Age": PREFLIGHT_MAX_AGE}
-    )
-    del response.headers["Content-Type"]  # no body, so no type, as on the live service
-    return response
-
-
-def _not_allowed(request: Request) -> Response:
-    from werkzeug import Response
-
-    from mockserver.contract import load_spec
-
-    allow = load_spec()["components"]["responses"]["MethodNotAllowed"]["headers"]["Allow"]
-    response = Response(
-        f"{request.method} method not allowed",
-        status=405,
-        headers={"Allow": allow["schema"]["const"]},
-    )
-    del response.headers["Content-Type"]  # the live service sends this body without a type
-    return response
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
@@ -26,7 +25,7 @@ from mockserver.settings import Settings
 from mockserver.web import EXTENSION_KEY
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 
 class ServedApp:
@@ -50,6 +49,8 @@ class ServedApp:
         self.app = app
         self.name = name
         self._close = close
+        self._in_flight = 0
+        self._idle = threading.Condition()
         self._handler = PathAsSentRequestHandler if access_log else _QuietRequestHandler
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -57,13 +58,25 @@ class ServedApp:
     def start(self) -> Self:
         """Bind a free port and serve until `stop`."""
         self._server = make_server(
-            self.host, 0, self.app, threaded=True, request_handler=self._handler
+            self.host, 0, self._counted, threaded=True, request_handler=self._handler
         )
         self._thread = threading.Thread(
             target=self._server.serve_forever, name=self.name, daemon=True
         )
         self._thread.start()
         return self
+
+    def _counted(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterator[bytes]:
+        # Requests in flight, from the call to the last byte written: `stop` waits for them
+        # before it releases what they use (the store).
+        with self._idle:
+            self._in_flight += 1
+        try:
+            yield from self.app(environ, start_response)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
 
     @property
     def url(self) -> str:
@@ -76,8 +89,10 @@ class ServedApp:
         """The API base URL, as a user passes it to ``--base-url``."""
         return self.url + "/api/v1"
 
-    def stop(self) -> None:
-        """Stop serving and release the port (and what `close` releases)."""
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving and release the port; then, once no request is in flight (waiting at
+        most `timeout`), what `close` releases. A request still running then keeps it: closing
+        the store under it would fail that request, not the test that left it running."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -85,7 +100,9 @@ class ServedApp:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        if self._close is not None:
+        with self._idle:
+            idle = self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+        if self._close is not None and idle:
             self._close()
             self._close = None
 
@@ -149,6 +166,7 @@ class ServerProcess:
     url: str = ""
     output: list[str] = field(default_factory=list)
     _pump_thread: threading.Thread | None = None
+    _ready: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> ServerProcess:
         """Start the server and wait for its banner; raises RuntimeError with its output."""
@@ -161,28 +179,28 @@ class ServerProcess:
             text=True,
             env={**os.environ, **(self.env or {})},
         )
-        deadline = time.monotonic() + self.startup_timeout
-        assert self.process.stderr is not None
-        while time.monotonic() < deadline:
-            line = self.process.stderr.readline()
-            if not line:
-                break
-            self.output.append(line)
-            found = _READY.search(line)
-            if found:
-                self.url = found.group(1)
-                self._pump_thread = threading.Thread(target=self._pump, daemon=True)
-                self._pump_thread.start()
-                return self
+        # stderr is read by a thread from the first byte: a server that hangs before its
+        # banner, printing nothing, must not hang the caller past `startup_timeout`.
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
+        if self._ready.wait(self.startup_timeout) and self.url:
+            return self
+        waited = "" if self._ready.is_set() else f" within {self.startup_timeout:g} s"
         self.stop()
-        raise RuntimeError("itsocr-mock serve did not start:\n" + "".join(self.output))
+        raise RuntimeError(f"itsocr-mock serve did not start{waited}:\n" + "".join(self.output))
 
     def _pump(self) -> None:
-        # Keep reading stderr so that the child never blocks on a full pipe.
+        # Keep reading stderr so that the child never blocks on a full pipe; the banner's
+        # first line (or the end of the output) sets `_ready`.
         assert self.process is not None
         assert self.process.stderr is not None
         for line in self.process.stderr:
             self.output.append(line)
+            found = None if self.url else _READY.search(line)
+            if found:
+                self.url = found.group(1)
+                self._ready.set()
+        self._ready.set()  # the server exited (or closed stderr) before its banner
 
     @property
     def base_url(self) -> str:

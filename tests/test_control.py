@@ -560,9 +560,9 @@ def test_fault_delay(control: MockControl, ocr: Callable[..., requests.Response]
     assert elapsed >= 0.3
     assert answer.json()["processingTimeMs"] >= 300
     assert control.get_usage(FREE.id)["imagesUsed"] == 1
-    started = time.perf_counter()
-    assert ocr().status_code == 200
-    assert time.perf_counter() - started < 0.3
+    after = ocr()  # the rule was for one request: the OCR step is quick again
+    assert after.status_code == 200
+    assert after.json()["processingTimeMs"] < 300
 
 
 def test_fault_delay_then_status(

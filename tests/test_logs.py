@@ -79,7 +79,7 @@ def test_a_full_queue_drops_and_counts_instead_of_waiting(
     started = time.monotonic()
     for n in range(100):
         LOG.info("request %d", n)
-    assert time.monotonic() - started < 1.0  # never waited for the writer
+    assert time.monotonic() - started < 5.0  # never waited for the writer (10 s)
     release.set()
     active = logs._active
     assert active is not None

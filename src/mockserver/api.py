@@ -13,7 +13,7 @@ from mockserver import errors
 from mockserver.backend import OVERRIDE_STATUSES, Upload
 from mockserver.connection import Deadline, body_deadline
 from mockserver.contract import max_file_size
-from mockserver.multipart import MalformedForm, read_form
+from mockserver.multipart import MalformedForm, RefusedPartHeaders, read_form
 from mockserver.store import JournalEntry
 from mockserver.turns import GivingWay
 from mockserver.web import cors_headers, current_backend, json_response
@@ -126,6 +126,8 @@ def read_upload() -> Upload:
     with body_deadline(request.environ, timeout) as deadline:
         try:
             form = read_form(GivingWay(request.stream, declared_length), boundary)
+        except RefusedPartHeaders as refused:
+            raise errors.InvalidRequestBody(hint=str(refused)) from None
         except (MalformedForm, ClientDisconnected):  # ClientDisconnected: the body ended early
             raise errors.InvalidRequestBody(hint=_timeout_hint(deadline, timeout)) from None
         except RequestEntityTooLarge:  # a body without Content-Length that grew past the ceiling

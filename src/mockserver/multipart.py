@@ -43,6 +43,10 @@ class MalformedForm(ValueError):
     """The body is not a well-formed multipart/form-data document."""
 
 
+class RefusedPartHeaders(MalformedForm):
+    """Part headers the live service's parser refuses (the message says which and why)."""
+
+
 class HashingSpool:
     """A write-once spooled file that hashes and counts what is written to it."""
 
@@ -108,6 +112,8 @@ def _read(stream: Readable, reader: _Reader) -> Form:
         try:
             if reader.drain():
                 return reader.form
+        except MalformedForm:
+            raise
         except ValueError as problem:
             raise MalformedForm(str(problem)) from None
         if not chunk:
@@ -179,6 +185,52 @@ def file_name_of(event: File) -> str:
     return _FILENAME_ESCAPES.sub(lambda m: escapes[m.group().lower()], found.group(1))
 
 
+def check_disposition(disposition: str) -> None:
+    """Refuse a part's Content-Disposition as the live service's parser does.
+
+    Under the runtime the live code was observed on, its form parser wants each parameter
+    value of ``form-data; name="..."; filename="..."`` quoted up to the next quote, and does
+    not read RFC 2231 ``filename*=``. So these make the whole body invalid (raised as
+    `RefusedPartHeaders`): an unquoted ``name=``; a quoted value that goes on past its closing
+    quote, as a backslash-escaped quote does (``filename="a\\"b.png"`` -- never read as a
+    name cut at the quote); a part named only by ``filename*=``.
+    """
+    params: dict[str, bool] = {}  # parameter name -> whether its value was quoted
+    header = f"the part header `Content-Disposition: {_shortened(disposition)}`"
+    rest = disposition.partition(";")[2]
+    while rest.strip():
+        key, equals, rest = rest.lstrip(" \t;").partition("=")
+        key = key.strip().lower()
+        if not equals:
+            break
+        if rest.startswith('"'):
+            value_end = rest.find('"', 1)
+            after = rest[value_end + 1 :].lstrip(" \t") if value_end > 0 else ""
+            if value_end < 0 or (after and not after.startswith(";")):
+                raise RefusedPartHeaders(
+                    f"{header} has a quoted {key} "
+                    "that goes on past its closing quote (a backslash does not escape a quote "
+                    "for the live parser: write it as %22, as browsers and requests do)"
+                )
+            params.setdefault(key, True)
+            rest = after
+        else:
+            params.setdefault(key, False)
+            rest = rest.partition(";")[2]
+    if params.get("name") is False:
+        raise RefusedPartHeaders(f'{header} has an unquoted name; the live parser wants name="..."')
+    if "filename*" in params and "filename" not in params:
+        raise RefusedPartHeaders(
+            f"{header} names the file only with "
+            'filename*=, which the live parser does not read; send filename="..."'
+        )
+
+
+def _shortened(text: str, limit: int = 200) -> str:
+    # A hint is logged and journalled: a megabyte of filename is not repeated there.
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 class _Reader:
     """Routes each part's data: to the file spool, the prompt buffer, or nowhere."""
 
@@ -195,6 +247,8 @@ class _Reader:
                 return False
             if isinstance(event, Epilogue):
                 return True
+            if isinstance(event, File | Field):
+                check_disposition(event.headers.get("content-disposition", ""))
             if isinstance(event, File):
                 self.target = self._start_file(event)
             elif isinstance(event, Field):

@@ -185,6 +185,10 @@ class Store:
         )
         self._writer = None if self._memory else WriterLock(self.path)
         self._shared: sqlite3.Connection | None = None
+        # Every connection this store opened, by the thread it serves: `close()` closes them
+        # all, not only the calling thread's (an unclosed one is a ResourceWarning on 3.13).
+        self._opened: dict[threading.Thread, sqlite3.Connection] = {}
+        self._opened_lock = threading.Lock()
         if not self._memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         with self._lock:  # executescript commits on its own: no explicit transaction here
@@ -202,7 +206,17 @@ class Store:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             db = self._local.db = self._open(self.path)
+            self._adopt(db)
         return db
+
+    def _adopt(self, db: sqlite3.Connection) -> None:
+        # Threads come and go (Werkzeug's server starts one per request): a connection whose
+        # thread has ended is closed here, so that they do not pile up until `close()`.
+        with self._opened_lock:
+            ended = [thread for thread in self._opened if not thread.is_alive()]
+            for thread in ended:
+                self._opened.pop(thread).close()
+            self._opened[threading.current_thread()] = db
 
     @staticmethod
     def _open(path: str) -> sqlite3.Connection:
@@ -239,14 +253,16 @@ class Store:
         return rows[0] if rows else None
 
     def close(self) -> None:
-        """Close this thread's connection (and the shared one in memory mode)."""
-        db = self._shared if self._memory else getattr(self._local, "db", None)
-        if db is not None:
+        """Close every connection the store opened, in any thread (it reopens on next use)."""
+        with self._opened_lock:
+            opened = [*self._opened.values(), *([self._shared] if self._shared else [])]
+            self._opened.clear()
+            self._shared = None
+            self._local = threading.local()
+        for db in opened:
             db.close()
         if self._writer is not None:
             self._writer.close()
-        self._shared = None
-        self._local = threading.local()
 
     # -- whole state --------------------------------------------------------------------------
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import io
 import os
-import random
 import re
 import socket
 import struct
@@ -28,6 +26,9 @@ CHECKOUT_ENV = {
     "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])),
 }
 
+from contract_tests.harness import Part  # noqa: E402 - after the path is set
+from contract_tests.harness import multipart as build_multipart  # noqa: E402
+from contract_tests.images import noise_png  # noqa: E402, F401 - re-exported for measures
 from mockserver.backend import DEMO_ACCOUNTS  # noqa: E402 - after the path is set
 from mockserver.errors import FileTooLarge  # noqa: E402
 
@@ -51,31 +52,9 @@ TOO_LARGE = {"error": FileTooLarge.message, "success": False}
 # -- request bodies --------------------------------------------------------------------------
 
 
-def noise_png(width: int, height: int, noisy_rows: int, seed: int = 9) -> bytes:
-    """A PNG whose first `noisy_rows` rows are random pixels (incompressible), the rest white.
-
-    The noise fixes the size: 200x100 with 16 noisy rows is about 10 KB; all rows noisy and
-    no compression gives a file of about width*height*3 bytes.
-    """
-    from PIL import Image  # the kit depends on Pillow; imported here to keep start-up light
-
-    rng = random.Random(seed)
-    image = Image.new("RGB", (width, height), "white")
-    noise = Image.frombytes("RGB", (width, noisy_rows), rng.randbytes(width * noisy_rows * 3))
-    image.paste(noise, (0, 0))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=0 if noisy_rows == height else 6)
-    return buffer.getvalue()
-
-
 def multipart(data: bytes, file_name: str = "bench.png") -> bytes:
-    """A multipart/form-data body with one `file` part of type image/png."""
-    head = (
-        f"--{BOUNDARY}\r\n"
-        f'Content-Disposition: form-data; name="file"; filename="{file_name}"\r\n'
-        "Content-Type: image/png\r\n\r\n"
-    ).encode()
-    return head + data + f"\r\n--{BOUNDARY}--\r\n".encode()
+    """A multipart/form-data body with one `file` part of type image/png (the kit's builder)."""
+    return build_multipart([Part("file", data, file_name, "image/png")], BOUNDARY)
 
 
 def distinct_pngs(png: bytes, count: int) -> list[bytes]:

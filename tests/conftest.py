@@ -22,24 +22,22 @@ The contract suite (contract_tests/) has its own conftest and never uses these.
 
 from __future__ import annotations
 
-import io
 import json
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
 from http.client import HTTPConnection, HTTPResponse
 from typing import Any
 from urllib.parse import urlsplit
 
-import pillow_heif
 import pytest
 import requests
-from PIL import Image, ImageDraw
 from requests.structures import CaseInsensitiveDict
 
-from contract_tests.harness import Part  # one multipart part builder, the suite's
+from contract_tests import images
+from contract_tests.harness import Part  # one multipart builder, the suite's
+from contract_tests.harness import multipart as build_multipart
 from mockserver.backend import DEMO_ACCOUNTS, Backend
 from mockserver.clock import period_of
 from mockserver.settings import Settings
@@ -47,18 +45,7 @@ from mockserver.testing import InProcessServer
 from mockserver.validation import assert_matches_contract, find_operation
 from mockserver.web import cors_headers
 
-# Pillow's save format for each allowed declared type. HEIF has no encoder of its own: both
-# image/heic and image/heif get an HEVC-coded HEIF file, which is what phones produce.
-PILLOW_FORMATS: Mapping[str, str] = {
-    "image/png": "PNG",
-    "image/jpeg": "JPEG",
-    "image/gif": "GIF",
-    "image/webp": "WEBP",
-    "image/tiff": "TIFF",
-    "image/bmp": "BMP",
-    "image/heic": "HEIF",
-    "image/heif": "HEIF",
-}
+PILLOW_FORMATS = images.PILLOW_FORMATS  # the allowed types this kit can draw
 
 
 # -- the server ------------------------------------------------------------------------------
@@ -111,34 +98,15 @@ def demo_token(demo_tokens: dict[str, str]) -> str:
 # -- images ----------------------------------------------------------------------------------
 
 
-@cache
-def _image(media_type: str, width: int, height: int, text: str) -> bytes:
-    if media_type in ("image/heic", "image/heif"):
-        pillow_heif.register_heif_opener()
-    image = Image.new("RGB", (width, height), "white")
-    ImageDraw.Draw(image).text((4, 4), text, fill="black")
-    buffer = io.BytesIO()
-    image.save(buffer, format=PILLOW_FORMATS[media_type])
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="session")
 def make_image() -> Callable[..., bytes]:
     """``make_image(media_type="image/png", *, width=96, height=32, text="itsOCR")`` -> bytes.
 
-    A real, decodable image of an allowed type, drawn with Pillow (cached: same arguments, same
-    bytes). `text` changes the pixels, hence the SHA-256, when a test needs distinct images.
+    The kit's one image maker (`contract_tests.images.make_image`): a real, decodable image of
+    an allowed type, drawn with Pillow (cached: same arguments, same bytes). `text` changes the
+    pixels, hence the SHA-256, when a test needs distinct images.
     """
-
-    def make(
-        media_type: str = "image/png", *, width: int = 96, height: int = 32, text: str = "itsOCR"
-    ) -> bytes:
-        if media_type not in PILLOW_FORMATS:
-            known = ", ".join(PILLOW_FORMATS)
-            raise ValueError(f"no image maker for {media_type!r}; known: {known}")
-        return _image(media_type, width, height, text)
-
-    return make
+    return images.make_image
 
 
 # -- HTTP clients that check the contract ----------------------------------------------------
@@ -204,9 +172,7 @@ class Multipart:
 
     def body(self, *parts: Part) -> bytes:
         """The body holding `parts` in order, closed by the final boundary."""
-        delimiter = b"--" + self.boundary.encode()
-        chunks = [delimiter + b"\r\n" + part.encode() + b"\r\n" for part in parts]
-        return b"".join(chunks) + delimiter + b"--\r\n"
+        return build_multipart(parts, self.boundary)
 
     @property
     def content_type(self) -> str:

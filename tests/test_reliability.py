@@ -45,7 +45,7 @@ import schemathesis
 from PIL import Image
 from schemathesis import GenerationMode
 
-from contract_tests.harness import explore
+from contract_tests.harness import Part, explore, multipart
 from mockserver import errors
 from mockserver.backend import DEMO_ACCOUNTS, Backend
 from mockserver.clock import period_of, utc_now
@@ -131,18 +131,17 @@ def _send(sock: socket.socket, data: bytes, half_close: bool) -> None:
             sock.shutdown(socket.SHUT_WR)
 
 
-def part(name: str, content: bytes, filename: bytes | None = None, media_type: str = "") -> bytes:
+def part(name: str, content: bytes, filename: bytes | None = None, media_type: str = "") -> Part:
     """One multipart part, its filename as raw bytes (which may not be UTF-8)."""
-    disposition = b'Content-Disposition: form-data; name="' + name.encode() + b'"'
-    if filename is not None:
-        disposition += b'; filename="' + filename + b'"'
-    head = disposition + (f"\r\nContent-Type: {media_type}".encode() if media_type else b"")
-    return b"--" + BOUNDARY.encode() + b"\r\n" + head + b"\r\n\r\n" + content + b"\r\n"
+    return Part(name, content, filename, media_type or None)
 
 
-def form(*parts: bytes) -> bytes:
+CLOSING = len(f"--{BOUNDARY}--\r\n")
+
+
+def form(*parts: Part) -> bytes:
     """A multipart body: the parts, then the closing boundary."""
-    return b"".join(parts) + b"--" + BOUNDARY.encode() + b"--\r\n"
+    return multipart(parts, BOUNDARY)
 
 
 def upload(url: str, image: bytes, token: str, name: str = "scan.png") -> requests.Response:
@@ -451,7 +450,9 @@ MALFORMED = {
         _truncated, 400, INVALID_BODY, half_close=True
     ),
     "no closing boundary": Malformed(
-        lambda png: request_bytes(part("file", png, b"a.png", "image/png")), 400, INVALID_BODY
+        lambda png: request_bytes(form(part("file", png, b"a.png", "image/png"))[:-CLOSING]),
+        400,
+        INVALID_BODY,
     ),
     "boundary of the header absent from the body": Malformed(
         lambda png: request_bytes(

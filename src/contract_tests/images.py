@@ -8,6 +8,7 @@ with drawn sizes, colours and text; `padded_png` makes a decodable PNG of an exa
 from __future__ import annotations
 
 import io
+import random
 import zlib
 from collections.abc import Mapping
 from functools import cache
@@ -81,6 +82,21 @@ def padded_png(size: int, text: str = "itsOCR") -> bytes:
     if size < len(image):
         raise ValueError(f"a PNG of {size} bytes is too small for an image ({len(image)} bytes)")
     return image + bytes(size - len(image))
+
+
+def noise_png(width: int, height: int, noisy_rows: int, seed: int = 9) -> bytes:
+    """A PNG whose first `noisy_rows` rows are random pixels (incompressible), the rest white.
+
+    The noise fixes the size: 200x100 with 16 noisy rows is about 10 KB; all rows noisy and
+    no compression gives a file of about width*height*3 bytes (the bench's large uploads).
+    """
+    rng = random.Random(seed)
+    image = Image.new("RGB", (width, height), "white")
+    noise = Image.frombytes("RGB", (width, noisy_rows), rng.randbytes(width * noisy_rows * 3))
+    image.paste(noise, (0, 0))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=0 if noisy_rows == height else 6)
+    return buffer.getvalue()
 
 
 def undecodable_bytes() -> bytes:

@@ -102,6 +102,17 @@ def _media_type(content_type: str | None) -> str:
     return (content_type or "").partition(";")[0].strip().lower()
 
 
+def form_parts(content_type: str | None, body: bytes) -> list[WirePart] | None:
+    """The parts of a multipart/form-data body, or None when it is not a well-formed one."""
+    boundary = _boundary(content_type)
+    if boundary is None:
+        return None
+    try:
+        return parse(body, boundary)
+    except Malformed:
+        return None
+
+
 def _boundary(content_type: str | None) -> str | None:
     if not content_type:
         return None

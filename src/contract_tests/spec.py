@@ -107,6 +107,12 @@ def plan_too_large_message(plan: Plan) -> str:
     )
 
 
+def method_not_allowed_allow() -> str:
+    """The ``Allow`` header of a 405."""
+    response = _deref(spec()["components"]["responses"]["MethodNotAllowed"])
+    return str(_deref(response["headers"]["Allow"])["schema"]["const"])
+
+
 def method_not_allowed_text(method: str) -> str:
     """The plain-text 405 body for `method`."""
     response = _deref(spec()["components"]["responses"]["MethodNotAllowed"])

@@ -108,7 +108,8 @@ def itsocr_ocr_answer(ctx: Any, response: Any, case: Any) -> None:
 
 @schemathesis.check
 def itsocr_method_not_allowed(ctx: Any, response: Any, case: Any) -> None:
-    """A method other than POST and OPTIONS gets the documented 405: status, Allow, text."""
+    """A method other than POST and OPTIONS gets the documented 405: status, Allow, text and
+    no Content-Type."""
     method = case.method.upper()
     if not _is_ocr(case) or method in ("POST", "OPTIONS"):
         return
@@ -121,6 +122,8 @@ def itsocr_method_not_allowed(ctx: Any, response: Any, case: Any) -> None:
         problems.append(f"status {response.status_code}, expected 405")
     if allow != expected_allow:
         problems.append(f"Allow {allow!r}, expected {expected_allow!r}")
+    if "content-type" in response.headers:  # the live 405 has none at all
+        problems.append(f"Content-Type {response.headers['content-type'][0]!r}, expected none")
     if text != expected_text:
         problems.append(f"body {spec.preview(response.content)}, expected {expected_text!r}")
     if problems:

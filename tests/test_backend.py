@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
+import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -462,3 +465,49 @@ def test_count_image_is_exact_under_threads(tmp_path: Path, where: str) -> None:
     assert store.usage(FREE.id, "2026-01") == (limit, limit * 100)
     assert len(store.journal()) == limit  # the entry is written with the count, atomically
     store.close()
+
+
+# -- one journal entry per request, and a counted image is a 200 -----------------------------
+
+
+class _ClosingFails(io.BytesIO):
+    def close(self) -> None:
+        super().close()
+        raise OSError("the spooled body could not be removed")
+
+
+def test_a_counted_image_is_answered_200_even_if_freeing_its_body_fails(
+    backend: Backend, png: bytes
+) -> None:
+    the_upload = dataclasses.replace(upload(png), stream=_ClosingFails(png))
+    result = ocr(backend, FREE.token, the_upload)
+    assert result.file_size == len(png)
+    assert used(backend, FREE.id) == 1
+    assert [e.status for e in backend.journal()] == [200]  # once, with its count
+
+
+def test_a_journal_that_cannot_be_written_hides_no_error_and_skips_no_log_line(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(_: JournalEntry) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(backend.store, "record", broken)
+    with caplog.at_level(logging.INFO, logger="itsocr_mock"), pytest.raises(errors.InvalidApiToken):
+        backend.ocr(bearer(TOKEN), never_read, entry())  # the client's 401 stands
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(m.startswith("could not journal the request (401") for m in messages)
+    assert any(" 401 token=- " in m for m in messages)  # the access line is still written
+
+
+def test_every_failed_request_is_journalled_exactly_once(backend: Backend, png: bytes) -> None:
+    set_used(backend, FREE.id, 10)
+    with pytest.raises(errors.MonthlyLimitReached):
+        ocr(backend, FREE.token, upload(png))
+    with pytest.raises(errors.UnsupportedFileType):
+        ocr(backend, PRO.token, upload(png, "text/plain"))
+    with pytest.raises(errors.OcrFailed):
+        ocr(backend, PRO.token, upload(b"", "image/png"))  # an empty file: the live 500
+    assert ocr(backend, PRO.token, upload(png)).file_size == len(png)
+    assert [e.status for e in backend.journal()] == [429, 400, 500, 200]
+    assert used(backend, PRO.id) == 1

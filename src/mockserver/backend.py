@@ -8,6 +8,7 @@ is read only after authorization and quota have passed, exactly as the live serv
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -437,11 +438,19 @@ class Backend:
     def ocr(
         self, authorization: str | None, read_upload: Callable[[], Upload], entry: JournalEntry
     ) -> OcrResult:
-        """Handle one `POST /ocr` in the live order of checks, journalling it in `entry`."""
+        """Handle one `POST /ocr` in the live order of checks, journalling it in `entry`.
+
+        Every request is journalled exactly once: a counted image in the transaction that
+        counts it (`StateStore.count_image`), any other request here, at the end. Nothing
+        that can fail runs after an image is counted, so a counted image is always answered
+        200; and a journal that cannot be written never hides the request's own outcome.
+        """
         started = time.perf_counter()
-        counted = False
+        journalled = False
         try:
-            result, counted = self._ocr(authorization, read_upload, entry, started)
+            result = self._ocr(authorization, read_upload, entry, started)
+            journalled = result.file_size > 0  # counted, and journalled with its count
+            return result
         except errors.ApiError as failure:
             self._finish(entry, started, failure.status, failure.error, failure.hint)
             raise
@@ -452,10 +461,16 @@ class Backend:
             self._finish(entry, started, 500, errors.UnexpectedError.message, repr(failure))
             raise
         finally:
-            if not counted:
+            self._journal(entry, journalled)
+
+    def _journal(self, entry: JournalEntry, journalled: bool) -> None:
+        try:
+            if not journalled:
                 self.store.record(entry)
+        except Exception:  # the client's answer stands; the log says what the journal lost
+            log.exception("could not journal the request (%s %s)", entry.status, entry.error)
+        finally:
             log_access(entry)
-        return result
 
     def _ocr(
         self,
@@ -463,7 +478,7 @@ class Backend:
         read_upload: Callable[[], Upload],
         entry: JournalEntry,
         started: float,
-    ) -> tuple[OcrResult, bool]:
+    ) -> OcrResult:
         overrides = self.store.overrides()
         now = self.now(overrides)
         entry.time = format_instant(now)
@@ -475,7 +490,8 @@ class Backend:
         try:
             return self._process(principal, upload, entry, started, period, overrides)
         finally:
-            upload.stream.close()  # the spooled body is ours now: free it once answered
+            with contextlib.suppress(OSError):  # nothing may fail a counted image
+                upload.stream.close()  # the spooled body is ours now: free it once answered
 
     def _process(
         self,
@@ -485,24 +501,12 @@ class Backend:
         started: float,
         period: str,
         overrides: Overrides,
-    ) -> tuple[OcrResult, bool]:
+    ) -> OcrResult:
         self._describe(entry, upload)
         self.validate(principal, upload)
         recognition = self.recognise(principal, upload, overrides)
         entry.fixture = recognition.fixture
-        self._finish(entry, started, 200, None, None)
-        if upload.size == 0:  # the live service counts only non-empty files
-            counted = False
-        elif self.store.count_image(
-            principal.account.id, period, principal.plan.images_per_month, upload.size, entry
-        ):
-            counted = True  # the journal entry was written with the usage, in one transaction
-        else:
-            # Lost the race for the last image of the quota to a concurrent request: answer as
-            # the live service would have, had this request arrived a moment later.
-            limit = principal.plan.images_per_month or 0
-            raise errors.MonthlyLimitReached(limit, limit)
-        result = OcrResult(
+        result = OcrResult(  # built before the count: nothing may fail once it is counted
             id=str(uuid.uuid4()),
             text=recognition.text,
             processing_time_ms=recognition.processing_time_ms or 0,
@@ -510,7 +514,17 @@ class Backend:
             file_size=upload.size,
             mime_type=upload.mime_type,
         )
-        return result, counted
+        self._finish(entry, started, 200, None, None)
+        # The live service counts only non-empty files. A counted one is journalled with the
+        # usage, in one transaction.
+        if upload.size > 0 and not self.store.count_image(
+            principal.account.id, period, principal.plan.images_per_month, upload.size, entry
+        ):
+            # Lost the race for the last image of the quota to a concurrent request: answer as
+            # the live service would have, had this request arrived a moment later.
+            limit = principal.plan.images_per_month or 0
+            raise errors.MonthlyLimitReached(limit, limit)
+        return result
 
     @staticmethod
     def _describe(entry: JournalEntry, upload: Upload) -> None:

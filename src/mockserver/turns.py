@@ -11,6 +11,17 @@ holds the others up.
 
 Only `itsocr-mock serve` takes turns (see serving.py); elsewhere, as in the in-process test
 server, `waiting()` does nothing.
+
+Two rules keep this correct; the second is enforced here, in every server:
+
+1. Every call on the OCR path that may block -- reading the body, a fault's delay, an image
+   decoder, waiting for the state's writer lock (`store.sqlite.WriterLock`) -- runs inside
+   `waiting()`. A call that blocks while holding the turn stalls every request of the
+   worker. (Logging queues its records and never blocks: `logs.py`.)
+2. Never `waiting()` while holding a lock that another thread may need while it holds the
+   turn -- a store transaction above all (`no_waiting()` marks one): this thread would wait
+   for the turn while holding the lock, and the turn's holder for the lock. `waiting()`
+   raises RuntimeError inside `no_waiting()`, so a test meets a violation before users do.
 """
 
 from __future__ import annotations
@@ -50,8 +61,21 @@ def in_turns(app: WsgiApp, paths: Collection[str]) -> WsgiApp:
 
 
 @contextmanager
+def no_waiting() -> Iterator[None]:
+    """A block in which this thread must not give the turn up (rule 2: a store transaction)."""
+    depth = getattr(_holder, "no_waiting", 0)
+    _holder.no_waiting = depth + 1
+    try:
+        yield
+    finally:
+        _holder.no_waiting = depth
+
+
+@contextmanager
 def waiting() -> Iterator[None]:
     """Give the turn up for the duration of the block, if this thread holds it."""
+    if getattr(_holder, "no_waiting", 0):
+        raise RuntimeError("waiting() inside no_waiting(): a deadlock of turns (turns.py rule 2)")
     if not getattr(_holder, "turn", False):
         yield
         return

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from mockserver.turns import no_waiting, waiting
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: one process, the threading lock suffices
@@ -73,13 +75,14 @@ class WriterLock:
         self._pid = 0  # the process that opened `_fd`: a forked child must open its own
 
     def __enter__(self) -> None:
-        self._threads.acquire()
-        try:
-            if fcntl is not None:
-                fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
-        except BaseException:
-            self._threads.release()
-            raise
+        with waiting():  # another writer may take a while: the worker serves others meanwhile
+            self._threads.acquire()
+            try:
+                if fcntl is not None:
+                    fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
+            except BaseException:
+                self._threads.release()
+                raise
 
     def __exit__(self, *_: object) -> None:
         try:
@@ -234,7 +237,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction: everything inside commits together or not at all."""
-        with self._lock, self._writer or nullcontext():
+        with self._lock, self._writer or nullcontext(), no_waiting():
             db = self._connection()
             db.execute("BEGIN IMMEDIATE")
             try:

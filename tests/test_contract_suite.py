@@ -258,7 +258,8 @@ def test_concurrency_is_opt_in_against_a_live_target(
     args = ("--base-url", live.url, "--itsocr-token", FREE.token, "-k", "simultaneous")
     _, off = run_suite(pytester, *args)
     assert any("--itsocr-concurrency" in r for r in clauses(off)["quota.concurrency"]["reasons"])
-    live.backend.store.set_images_used(FREE.id, period_of(live.backend.now()), 7)
+    # From a fresh token the clause spends it down to 3 images left, then fires 8 at once:
+    # a budget of the limit + the burst.
     result, report = run_suite(
         pytester,
         *args,
@@ -266,11 +267,59 @@ def test_concurrency_is_opt_in_against_a_live_target(
         "8",
         "--itsocr-allow-exhaust",
         "--itsocr-budget",
-        "9",
+        "18",
     )
     assert result.ret == 0, result.stdout.str()
     assert clauses(report)["quota.concurrency"]["result"] == "passed"
-    assert images_used(live, FREE.id) == 10
+    assert images_used(live, FREE.id) == 10 == report["quotaSpent"]
+    assert report["imagesLeft"] == 0
+
+
+def test_a_token_at_its_limit_skips_with_one_reason_instead_of_failing(
+    pytester: pytest.Pytester, live: InProcessServer
+) -> None:
+    live.backend.store.set_images_used(FREE.id, period_of(live.backend.now()), 10)
+    result, report = run_suite(
+        pytester, "--base-url", live.url, "--itsocr-token", FREE.token, "-k", "upload or auth"
+    )
+    assert result.ret == 0, result.stdout.str()
+    rows = clauses(report)
+    reason = "the token's monthly quota is used up: 10 of 10"
+    for clause in ("upload.missing-file", "upload.not-multipart", "success.common-types"):
+        assert rows[clause] == {**rows[clause], "result": "skipped", "reasons": [reason]}
+    assert rows["auth.header-format"]["result"] == "passed"  # a 401 comes before the quota
+    assert (report["quotaSpent"], report["imagesLeft"]) == (0, 0)
+    assert "images left: 0 (the token's monthly quota is used up: 10 of 10)" in result.stdout.str()
+
+
+def test_the_first_quota_429_is_checked_against_the_contract(
+    pytester: pytest.Pytester, httpserver: HTTPServer
+) -> None:
+    """A 429 that says the limit is reached, but with Retry-After and success: true."""
+    httpserver.expect_request("/api/v1/ocr", method="POST").respond_with_json(
+        {"success": True, "error": "Monthly limit reached. You have used 10 of 10 images."},
+        status=429,
+        headers={"Retry-After": "3600"},
+    )
+    result, report = run_suite(
+        pytester,
+        "--base-url",
+        httpserver.url_for("/api/v1"),
+        "--itsocr-token",
+        FREE.token,
+        "--itsocr-level",
+        "observed",
+        "-k",
+        "test_missing_file or test_not_multipart",
+    )
+    assert result.ret == 1
+    rows = clauses(report)
+    failed = [clause for clause, row in rows.items() if row["result"] == "failed"]
+    assert len(failed) == 1, rows  # checked once, by the clause that met it first
+    assert rows[failed[0]]["failed"] == 1
+    assert "Retry-After" in result.stdout.str()
+    reason = "the token's monthly quota is used up: 10 of 10"
+    assert all(row["reasons"] == [reason] for row in rows.values() if row["result"] == "skipped")
 
 
 # -- failures name the clause and mask the token --------------------------------------------

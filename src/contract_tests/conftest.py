@@ -21,7 +21,8 @@ import pytest
 import requests
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from contract_tests.budget import Budget
+from contract_tests import spec
+from contract_tests.budget import Budget, race_left
 from contract_tests.clauses import LEVELS, Ledger, Violation, keep_secret, mask
 from contract_tests.harness import Contract, Suite
 from contract_tests.plugin import SuiteOptions
@@ -57,7 +58,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "clauses run only with --itsocr-level observed",
     )
     config.addinivalue_line(
-        "markers", "exhausts: may use up the token's monthly quota; runs after the other clauses"
+        "markers",
+        "exhausts(order=1): may use up the token's monthly quota; runs after the other clauses, "
+        "lowest order first",
     )
     config.addinivalue_line(
         "markers",
@@ -86,7 +89,7 @@ def suite(pytestconfig: pytest.Config, base_url: str | None) -> Iterator[Suite]:
     _reachable(target, session)
     target.in_process = server is not None
     level = options.itsocr_level or ("observed" if target.is_mock else "documented")
-    budget = Budget(None if target.is_mock else options.itsocr_budget)
+    budget = _budget(target, options)
     if budget.limit is not None and hasattr(pytestconfig, "workerinput"):
         # Each pytest-xdist worker would count on its own: the cap would not hold.
         pytest.exit("run the contract suite against a live target without -n (pytest-xdist)", 4)
@@ -100,6 +103,16 @@ def suite(pytestconfig: pytest.Config, base_url: str | None) -> Iterator[Suite]:
         session.close()
         if server is not None:
             server.stop()
+
+
+def _budget(target: Target, options: SuiteOptions) -> Budget:
+    """The run's budget: none on a mock; else ``--itsocr-budget`` and the token's quota."""
+    if target.is_mock:
+        return Budget(None)
+    quota = spec.plans()[options.itsocr_plan].images_per_month
+    concurrency = options.itsocr_concurrency or 0
+    racing = options.itsocr_allow_exhaust and concurrency >= 2
+    return Budget(options.itsocr_budget, quota, race_left(concurrency) if racing else 1)
 
 
 def _start_mock() -> InProcessServer:
@@ -129,9 +142,12 @@ def contract(request: pytest.FixtureRequest, suite: Suite) -> Iterator[Contract]
     if level == "observed" and not suite.observed:
         pytest.skip("observed-level clause: run with --itsocr-level observed")
     bound = Contract(suite, clause)
-    yield bound
-    if request.node.stash.get(OUTCOME, ("passed", None))[0] == "passed":
-        bound.finish()  # after a failure, its message is the one that matters
+    try:
+        yield bound
+        if request.node.stash.get(OUTCOME, ("passed", None))[0] == "passed":
+            bound.finish()  # after a failure, its message is the one that matters
+    finally:
+        bound.release()
 
 
 def _clause_of(item: pytest.Item) -> tuple[str, str]:
@@ -163,12 +179,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if dropped:
             config.hook.pytest_deselected(items=dropped)
             items[:] = kept
-    items.sort(
-        key=lambda item: (
-            item.get_closest_marker("exhausts") is not None,
-            item.get_closest_marker("costly") is not None,
-        )
-    )
+    items.sort(key=_stage)
+
+
+def _stage(item: pytest.Item) -> tuple[int, int]:
+    """Where `item` runs: the costly clauses late, those that may use up a quota last, in the
+    order their ``exhausts(order=N)`` gives (the race needs images left: it goes first)."""
+    exhausts = item.get_closest_marker("exhausts")
+    if exhausts is not None:
+        return 2, int(exhausts.kwargs.get("order", 1))
+    return (1 if item.get_closest_marker("costly") is not None else 0), 0
 
 
 @pytest.hookimpl(wrapper=True)
@@ -245,14 +265,17 @@ def _write_fidelity(terminalreporter: pytest.TerminalReporter, suite: Suite) -> 
 
 
 def _totals(suite: Suite) -> dict[str, object]:
+    budget = suite.budget
     return {
         "target": suite.target.api_url,
         "mock": suite.target.is_mock,
         "level": suite.level,
         "requestsSent": suite.requests_sent,
-        "requestsWithToken": suite.budget.requests,
-        "quotaSpent": suite.budget.spent,
-        "budget": suite.budget.limit,
+        "requestsWithToken": budget.requests,
+        "quotaSpent": budget.spent,
+        "imagesLeft": budget.images_left(),
+        "quotaUsedUp": budget.used_up_reason if budget.used_up else None,
+        "budget": budget.limit,
         "fidelity": [{"fixture": name, "cer": rate} for name, rate in suite.fidelity],
     }
 
@@ -265,5 +288,18 @@ def _totals_line(suite: Suite) -> str:
         cap = f"budget {budget.committed} of {budget.limit} committed"
     return (
         f"requests sent: {suite.requests_sent}; with your token: {budget.requests}; "
-        f"quota spent: {budget.spent} ({cap})"
+        f"quota spent: {budget.spent} ({cap}); {_images_left(suite)}"
     )
+
+
+def _images_left(suite: Suite) -> str:
+    """What the run knows of the images the token has left."""
+    budget, plan = suite.budget, suite.options.itsocr_plan
+    if budget.limit is None:
+        return "images left: the mock's accounts are the suite's own"
+    if budget.used_up is not None:
+        return f"images left: 0 ({budget.used_up_reason})"
+    if budget.quota is None:
+        return f"images left: unlimited (the {plan} plan)"
+    most = max(budget.quota - budget.spent, 0)
+    return f"images left: at most {most} of the {plan} plan's {budget.quota} this month"

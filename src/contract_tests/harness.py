@@ -20,9 +20,10 @@ import requests
 from hypothesis import HealthCheck, Phase, Verbosity
 from hypothesis import strategies as st
 
+from contract_tests import budget as quota
 from contract_tests import spec
 from contract_tests.budget import Budget
-from contract_tests.checks import DEFAULT_CHECKS, Case, Check, Reply, verify
+from contract_tests.checks import DEFAULT_CHECKS, Case, Check, Reply, no_rate_limit_headers, verify
 from contract_tests.clauses import Ledger, Violation, mask
 from contract_tests.plugin import SuiteOptions
 from contract_tests.target import Account, ControlApi, Target
@@ -127,6 +128,7 @@ class Contract:
         self.suite = suite
         self.clause = clause
         self.replies: list[Reply] = []
+        self.meets_the_limit = False  # the test means to reach the token's monthly limit
         self._reserved = 0
         self._lock = threading.Lock()
 
@@ -170,13 +172,17 @@ class Contract:
     def reserve(self, account: Account, count: int) -> None:
         """Reserve `count` billable requests for `account`, or skip (see contract_tests.budget)."""
         if account.is_users:
-            self.suite.budget.reserve(count, f"clause {self.clause}")
-            self._reserved += count
+            what = f"clause {self.clause}"
+            self.suite.budget.reserve(count, what, exhausting=self.meets_the_limit)
+            with self._lock:
+                self._reserved += count
 
     def allow_exhaust(self, account: Account) -> None:
-        """Skip unless the test may use up `account`'s monthly quota."""
+        """Skip unless the test may use up `account`'s monthly quota; from here on its 429s
+        ``Monthly limit reached`` are the test's to judge."""
         if account.is_users and not self.suite.options.itsocr_allow_exhaust:
             pytest.skip("uses up the token's monthly quota: pass --itsocr-allow-exhaust")
+        self.meets_the_limit = True
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -237,8 +243,9 @@ class Contract:
         """Send a prepared request for spec path `path` (``/ocr``), through the budget when it
         carries the user's token; the reply is validated against the spec."""
         users = account is not None and account.is_users
+        charged = users and _authenticates(prepared, account)
         if users:
-            self._before_users_request(billable)
+            self._before_users_request(billable, charged)
         response = (session or self.suite.session).send(
             prepared, timeout=TIMEOUT, allow_redirects=False
         )
@@ -247,9 +254,16 @@ class Contract:
             self.suite.budget.record(response.status_code, billable=billable)
         method, url = str(prepared.method), str(prepared.url)
         request_line = f"{method} {urlsplit(url).path}" + (f" ({what})" if what else "")
-        return self.wrap(response, method, path, request_line, account)
+        reply = self.wrap(response, method, path, request_line, account)
+        if charged:
+            self._after_users_reply(reply)
+        return reply
 
-    def _before_users_request(self, billable: bool) -> None:
+    def _before_users_request(self, billable: bool, charged: bool) -> None:
+        budget = self.suite.budget
+        if charged and budget.used_up is not None and not self.meets_the_limit:
+            # It would be answered 429 before anything else is looked at: nothing to learn.
+            pytest.skip(budget.used_up_reason)
         if not billable:
             self.suite.budget.require_headroom()
             return
@@ -259,6 +273,36 @@ class Contract:
                     f"clause {self.clause} sent a billable request it did not reserve"
                 )
             self._reserved -= 1
+
+    def _after_users_reply(self, reply: Reply) -> None:
+        """A 429 ``Monthly limit reached`` on the user's token: the quota is used up, which no
+        clause but those meant to reach the limit may be blamed for. The first such 429 is
+        checked against the contract; then the test skips, as every later one that needs quota.
+        """
+        if reply.status != 429:
+            return
+        body = reply.json()
+        found = quota.limit_reached(body.get("error") if isinstance(body, dict) else None)
+        if found is None:
+            return  # not the quota's 429: the clause judges it
+        budget = self.suite.budget
+        first = budget.note_used_up(*found)
+        if self.meets_the_limit:
+            return
+        reply.checked = True
+        if first:
+            used, limit = found
+            messages = (spec.monthly_limit_message(used, budget.quota or limit),)
+            checks = (*DEFAULT_CHECKS, no_rate_limit_headers)
+            verify(reply, Case(self.clause, self.observed, (429,), messages), checks)
+        pytest.skip(budget.used_up_reason)
+
+    def release(self) -> None:
+        """Give back the budget this test reserved and did not send (at its end)."""
+        with self._lock:
+            unsent, self._reserved = self._reserved, 0
+        if unsent > 0 and self.suite.budget.limit is not None:
+            self.suite.budget.release(unsent)
 
     def wrap(
         self,
@@ -291,21 +335,11 @@ class Contract:
         """Assert that `reply` is what the contract expects; return its JSON body.
 
         `error` is the exact message, or the messages allowed (compared at the observed level);
-        `fields` are fields of a
-        200 body. A 429 where a 200 was expected, on the user's own token of a live target, is a
-        quota used up before the run: the test is skipped, not failed.
+        `fields` are fields of a 200 body. (A 429 because the user's token has used its quota
+        up never gets here: `send` skips the test, see `_after_users_reply`.)
         """
         __tracebackhide__ = True
         statuses = status if isinstance(status, tuple) else (status,)
-        if (
-            reply.status == 429
-            and 200 in statuses
-            and 429 not in statuses
-            and reply.account is not None
-            and reply.account.is_users
-        ):
-            reply.checked = True
-            pytest.skip(f"the token's monthly quota is used up: {reply.received()}")
         errors = (error,) if isinstance(error, str) else tuple(error or ())
         case = Case(self.clause, self.observed, statuses, errors, fields)
         verify(reply, case, checks)
@@ -328,6 +362,15 @@ class Contract:
                     ["response does not match openapi.yaml: " + "; ".join(reply.problems)],
                     reply.received(),
                 )
+
+
+def _authenticates(prepared: requests.PreparedRequest, account: Account | None) -> bool:
+    """True when the request carries `account`'s token the way the service accepts it
+    (``Bearer`` in any case, one space): past authentication, the quota is checked."""
+    if account is None:
+        return False
+    scheme, _, token = str(prepared.headers.get("Authorization", "")).partition(" ")
+    return scheme.lower() == "bearer" and token == account.token
 
 
 def _describe_auth(authorization: str | None) -> str:

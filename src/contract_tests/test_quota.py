@@ -71,10 +71,15 @@ def test_429_after_exactly_the_limit(contract: Contract, plan: str) -> None:
 
 
 def _use_up(contract: Contract, account: Account, limit: int) -> None:
-    """Against a live service: spend the rest of the month's quota, at most `limit` images."""
+    """Against a live service: spend the rest of the month's quota, counted from a fresh token
+    (a used one meets the 429 sooner), unless an earlier clause already met it."""
     contract.allow_exhaust(account)
-    contract.reserve(account, limit)
-    for number in range(limit):
+    budget = contract.suite.budget
+    if budget.used_up is not None:
+        return
+    needed = max(limit - budget.spent, 0)
+    contract.reserve(account, needed)
+    for number in range(needed):
         reply = contract.post_ocr(account, parts=image(f"quota {number}"), billable=True)
         if reply.status == 429:
             return
@@ -86,8 +91,10 @@ def _use_up(contract: Contract, account: Account, limit: int) -> None:
 def test_quota_is_checked_before_the_body(contract: Contract) -> None:
     """An account over its quota gets the 429 even for a body that is not multipart."""
     account = contract.account(LIMITED[0] if contract.suite.target.is_mock else None)
-    # Against a live service this relies on quota.exact-limit having used the month up.
+    # Against a live service this needs a token whose quota is used up (by quota.exact-limit,
+    # or before the run): its 429s are this clause's to judge.
     limit = limit_of(account)
+    contract.meets_the_limit = True
     if contract.suite.target.control is not None:
         contract.control.set_images_used(account, limit)
     reply = contract.post_ocr(account, data=b'{"file": null}', content_type="application/json")

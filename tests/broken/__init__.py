@@ -11,7 +11,7 @@ with the mock's control API intact, together with the contract clauses that must
 
 from __future__ import annotations
 
-from broken.catalogue import DEFECTS, FAITHFUL, Defect, backend_defect, http_defect
+from broken.catalogue import DEFECTS, FAITHFUL, LIVE_RACE, Defect, backend_defect, http_defect
 from broken.server import Served
 
-__all__ = ["DEFECTS", "FAITHFUL", "Defect", "Served", "backend_defect", "http_defect"]
+__all__ = ["DEFECTS", "FAITHFUL", "LIVE_RACE", "Defect", "Served", "backend_defect", "http_defect"]

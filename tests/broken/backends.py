@@ -9,6 +9,7 @@ the faithful mock's, so that the contract suite drives the state exactly as it d
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -190,6 +191,38 @@ class OffByOneStore(Store):
     ) -> bool:
         bound = None if limit is None else limit + 1
         return super().count_image(account_id, period, bound, size, entry)
+
+
+class CappedCountStore(Store):
+    """The live service's count: +1 after every successful OCR, never stored above the limit,
+    and never refusing -- so a request that passed the quota check always gets its 200."""
+
+    def count_image(
+        self, account_id: str, period: str, limit: int | None, size: int, entry: JournalEntry
+    ) -> bool:
+        if limit is None:
+            return super().count_image(account_id, period, None, size, entry)
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO usage (account_id, period, images_used, bytes_processed) "
+                "VALUES (?, ?, MIN(1, ?), ?) ON CONFLICT (account_id, period) DO UPDATE SET "
+                "images_used = MIN(images_used + 1, ?), "
+                "bytes_processed = bytes_processed + excluded.bytes_processed",
+                (account_id, period, limit, size, limit),
+            )
+            self._insert_journal(db, entry)
+        return True
+
+
+class SlowOcr(Backend):
+    """OCR that takes a while, as a real engine does (use with `CappedCountStore`: the live
+    service's race, wide enough for simultaneous requests to all pass the quota check)."""
+
+    ocr_seconds = 0.1
+
+    def recognise(self, principal: Principal, upload: Upload, overrides: Overrides) -> Recognition:
+        time.sleep(self.ocr_seconds)
+        return super().recognise(principal, upload, overrides)
 
 
 class QuotaNotEnforced(Backend):

@@ -25,14 +25,15 @@ class Defect:
 
 
 def backend_defect(
-    backend: type[Backend] = Backend, store: type[Store] = Store
+    backend: type[Backend] = Backend, store: type[Store] = Store, *, control: bool = True
 ) -> Callable[[], Served]:
-    """The mock app on a `backend` class over a fresh in-memory `store` class."""
+    """The mock app on a `backend` class over a fresh in-memory `store` class; without its
+    control API when `control` is False (a live-like target: one demo token per plan)."""
 
     def build() -> Served:
         instance = backend(store(MEMORY))
         instance.ensure_initialised()
-        app = create_app(Settings(state=MEMORY), backend=instance)
+        app = create_app(Settings(state=MEMORY, control=control), backend=instance)
         return Served(app, close=instance.store.close)
 
     return build
@@ -254,6 +255,13 @@ _DEFECTS = (
         backend_defect(store=broken.UncountedLimitStore),
     ),
     Defect(
+        "quota-race-capped",
+        "the live service's race: quota checked before OCR, counted after it, capped at the "
+        "limit, so a burst overshoots while the stored usage reads exactly the limit",
+        ("quota.concurrency",),
+        backend_defect(broken.SlowOcr, broken.CappedCountStore),
+    ),
+    Defect(
         "unlimited-plan-capped",
         "a hidden monthly cap on the unlimited plan",
         ("quota.unlimited",),
@@ -366,3 +374,12 @@ _DEFECTS = (
 )
 
 DEFECTS: dict[str, Defect] = {defect.id: defect for defect in _DEFECTS}
+
+# The live service's own race, served as the live service is: no control API, so that the
+# suite can only find it from what its token receives.
+LIVE_RACE = Defect(
+    "quota-race-live",
+    "the live service's race, without a control API",
+    ("quota.concurrency",),
+    backend_defect(broken.SlowOcr, broken.CappedCountStore, control=False),
+)

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -29,6 +30,7 @@ import contract_tests
 from mockserver import errors
 from mockserver.backend import DEMO_ACCOUNTS, Backend
 from mockserver.cli import main, suite_arguments
+from mockserver.cli.check import _check_exit
 from mockserver.clock import period_of
 from mockserver.fixtures import FixtureCatalogue
 from mockserver.resources import data_path
@@ -521,18 +523,43 @@ def test_check_arguments_run_the_installed_suite_in_isolation(tmp_path: Path) ->
         level=None,
         budget=3,
         admin_token=None,
+        allow_exhaust=True,
+        concurrency=4,
+        revoked_token="itsocr_" + "r" * 32,
+        expired_token=None,
     )
     argv = suite_arguments(args, tmp_path, tmp_path / "report.json")
     assert argv[:4] == ["--pyargs", "contract_tests", "--base-url", "https://example.com/api/v1"]
     pairs = dict(itertools.pairwise(argv))
     assert pairs["--itsocr-token"] == "itsocr_" + "a" * 32
     assert pairs["--itsocr-budget"] == "3"
+    assert pairs["--itsocr-concurrency"] == "4"
+    assert pairs["--itsocr-revoked-token"] == "itsocr_" + "r" * 32
+    assert "--itsocr-allow-exhaust" in argv
+    assert "--itsocr-expired-token" not in argv
     assert pairs["--itsocr-report"] == str(tmp_path / "report.json")
     assert "--itsocr-level" not in argv  # not given: the suite decides
     assert Path(pairs["-c"]).read_text() == "[pytest]\n"  # none of the caller's configuration
     # Where contract_tests/ is: this checkout, or site-packages when the kit is installed.
     assert pairs["--rootdir"] == str(Path(contract_tests.__file__).parents[1])
     assert "no:cacheprovider" in argv
+
+
+@pytest.mark.parametrize(
+    ("pytest_code", "failed", "code"),
+    [
+        (0, [], 0),
+        (0, ["auth.missing-header"], 1),  # the report, not pytest's status, has the last word
+        (1, ["auth.missing-header"], 1),
+        (0, None, 1),  # no report: the contract is not verified
+        (4, None, 2),
+        (2, None, 130),
+    ],
+)
+def test_check_exits_0_only_when_no_clause_failed(
+    pytest_code: int, failed: list[str] | None, code: int
+) -> None:
+    assert _check_exit(pytest_code, failed) == code
 
 
 def _check(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -557,6 +584,38 @@ def test_check_passes_against_the_mock(tmp_path: Path) -> None:
     assert len(results) > 20, results
     assert "failed" not in results.values(), results
     assert not list(tmp_path.iterdir())  # nothing left behind in the caller's directory
+    assert "warning" not in (done.stdout + done.stderr).lower()
+
+
+@pytest.mark.slow
+def test_check_takes_the_suites_options_against_a_live_like_target(tmp_path: Path) -> None:
+    """A mock without its control API, tokens in each state made with the CLI beforehand."""
+    state = str(tmp_path / "state.sqlite3")
+
+    def cli(*args: str) -> dict[str, Any]:
+        command = [sys.executable, "-m", "mockserver.cli", *args, "--state", state, "--json"]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        return dict(json.loads(done.stdout))
+
+    expired = cli("tokens", "create", "demo-free", "--expires", "2020-01-01T00:00:00Z")
+    revoked = cli("tokens", "create", "demo-free")
+    cli("tokens", "revoke", revoked["id"])
+    report = tmp_path / "clauses.json"
+    options = ["--token", DEMO_ACCOUNTS[0].token, "--report", str(report), "--allow-exhaust"]
+    options += ["--concurrency", "4", "--budget", "14", "--revoked-token", revoked["token"]]
+    options += ["--expired-token", expired["token"], "--", "-k", "auth or quota"]
+    with ServerProcess(state=state, args=("--no-control",)) as server:
+        workdir = tmp_path / "caller"
+        workdir.mkdir()
+        done = _check(server.base_url, *options, cwd=workdir)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert "warning" not in output.lower()
+    results = {row["clause"]: row["result"] for row in json.loads(report.read_text())["clauses"]}
+    for clause in ("auth.revoked-token", "auth.expired-token", "quota.concurrency"):
+        assert results[clause] == "passed", (clause, output[-3000:])
+    assert results["quota.exact-limit"] == "passed"
+    assert cli("usage", "demo-free")["imagesUsed"] == 10
 
 
 @pytest.mark.slow

@@ -39,8 +39,24 @@ def add_check_command(commands: Any) -> None:
         "--budget", type=_count, metavar="N", help="at most N billable requests (default 10)"
     )
     check.add_argument(
+        "--allow-exhaust",
+        action="store_true",
+        default=None,
+        help="let the clauses that use up the token's monthly quota run (a token bought for it)",
+    )
+    check.add_argument(
+        "--concurrency",
+        type=_count,
+        metavar="N",
+        help="N simultaneous requests at the quota edge (default 16 on a mock, off otherwise; "
+        "against a live target with --allow-exhaust and a --budget of the limit + N)",
+    )
+    check.add_argument("--revoked-token", help="a revoked token of the target, for auth clauses")
+    check.add_argument("--expired-token", help="an expired token of the target, for auth clauses")
+    check.add_argument(
         "--admin-token", help="the mock's admin token, if its control API requires one"
     )
+    check.add_argument("--report", metavar="PATH", help="also write the clause table as JSON")
     check.add_argument(
         "--json",
         action="store_true",
@@ -50,27 +66,41 @@ def add_check_command(commands: Any) -> None:
 
 
 def check_command(args: argparse.Namespace) -> int:
-    """`itsocr-mock check URL`: `pytest --pyargs contract_tests --base-url URL ...`."""
+    """`itsocr-mock check URL`: `pytest --pyargs contract_tests --base-url URL ...`, in a child
+    process of its own (nothing of this one imported into it: no assertion-rewrite warning)."""
+    import subprocess
     import tempfile
-    from contextlib import nullcontext, redirect_stdout
-
-    import pytest
 
     if not args.url.startswith(("http://", "https://")):
         raise CommandError(
             f"URL must be http(s), e.g. https://itsocr.com/api/v1 (got {args.url!r})", EXIT_USAGE
         )
     with tempfile.TemporaryDirectory(prefix="itsocr-check-") as scratch:
-        report = Path(scratch) / "clauses.json"
-        argv = suite_arguments(args, Path(scratch), report if args.json else None)
-        argv += args.pytest_args
+        report = Path(args.report) if args.report else Path(scratch) / "clauses.json"
+        argv = suite_arguments(args, Path(scratch), report) + list(args.pytest_args)
         # Hypothesis keeps caches in ./.hypothesis: not in the caller's directory.
-        os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(Path(scratch) / "hypothesis"))
-        with redirect_stdout(sys.stderr) if args.json else nullcontext():
-            code = pytest.main(argv)
+        env = {**os.environ, "HYPOTHESIS_STORAGE_DIRECTORY": str(Path(scratch) / "hypothesis")}
+        child = subprocess.run(
+            [sys.executable, "-m", "pytest", *argv],
+            env=env,
+            stdout=sys.stderr if args.json else None,
+            check=False,
+        )
+        failed = _failed_clauses(report)
         if args.json and report.exists():
             print(report.read_text(encoding="utf-8"))
-    return _check_exit(int(code))
+    return _check_exit(child.returncode, failed)
+
+
+def _failed_clauses(report: Path) -> list[str] | None:
+    """The clauses the report says failed; None when the suite wrote no report."""
+    import json
+
+    try:
+        rows = json.loads(report.read_text(encoding="utf-8"))["clauses"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return [str(row.get("clause")) for row in rows if row.get("result") == "failed"]
 
 
 def suite_arguments(args: argparse.Namespace, scratch: Path, report: Path | None) -> list[str]:
@@ -87,15 +117,21 @@ def suite_arguments(args: argparse.Namespace, scratch: Path, report: Path | None
     if spec is None or not spec.submodule_search_locations:
         raise CommandError("the contract suite (contract_tests) is not installed with the kit")
     rootdir = Path(next(iter(spec.submodule_search_locations))).parent
+    given = vars(args)
     options = {
         "--itsocr-token": args.token,
         "--itsocr-plan": args.plan,
         "--itsocr-level": args.level,
         "--itsocr-budget": args.budget,
+        "--itsocr-concurrency": given.get("concurrency"),
+        "--itsocr-revoked-token": given.get("revoked_token"),
+        "--itsocr-expired-token": given.get("expired_token"),
         "--itsocr-admin-token": args.admin_token,
         "--itsocr-report": report,
     }
     argv = ["--pyargs", "contract_tests", "--base-url", args.url, "-q"]
+    if given.get("allow_exhaust"):
+        argv.append("--itsocr-allow-exhaust")
     ini = scratch / "pytest.ini"
     ini.write_text("[pytest]\n", encoding="utf-8")
     argv += ["-c", str(ini), "--rootdir", str(rootdir), "-p", "no:cacheprovider"]
@@ -106,16 +142,17 @@ def suite_arguments(args: argparse.Namespace, scratch: Path, report: Path | None
     return argv
 
 
-def _check_exit(pytest_code: int) -> int:
+def _check_exit(pytest_code: int, failed: list[str] | None) -> int:
+    """0 only when the suite ran to the end and no clause failed."""
     import pytest
 
-    if pytest_code == pytest.ExitCode.OK:
-        return EXIT_OK
     if pytest_code == pytest.ExitCode.USAGE_ERROR:
         return EXIT_USAGE
-    if pytest_code == pytest.ExitCode.INTERRUPTED:
+    if pytest_code in (pytest.ExitCode.INTERRUPTED, -2, 130):  # -2: the child got SIGINT
         return 130
-    if pytest_code != pytest.ExitCode.TESTS_FAILED:
+    if pytest_code == pytest.ExitCode.OK and failed == []:
+        return EXIT_OK
+    if pytest_code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or failed is None:
         print(
             f"itsocr-mock: error: the contract suite did not run to the end (pytest exit code "
             f"{pytest_code}); the contract is not verified",

@@ -10,10 +10,11 @@ from werkzeug.http import parse_options_header
 from werkzeug.wrappers import Response as BaseResponse
 
 from mockserver import errors
-from mockserver.backend import OVERRIDE_STATUSES, Upload
+from mockserver.backend import Upload
 from mockserver.connection import Deadline, body_deadline
 from mockserver.contract import max_file_size
 from mockserver.multipart import MalformedForm, RefusedPartHeaders, read_form
+from mockserver.state import OVERRIDE_STATUSES
 from mockserver.store import JournalEntry
 from mockserver.turns import GivingWay
 from mockserver.web import cors_headers, current_backend, json_response

@@ -19,13 +19,14 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from mockserver import __version__
 from mockserver.api import MULTIPART_OVERHEAD
-from mockserver.backend import DEMO_ACCOUNTS, RegisteredFixture, Usage
 from mockserver.clock import format_instant, parse_instant
 from mockserver.contract import max_file_size
 from mockserver.errors import BadControlRequest
 from mockserver.faults import FaultRule
 from mockserver.plans import plans
+from mockserver.state import RegisteredFixture, Usage
 from mockserver.store import AccountRow, FaultRow, JournalEntry, TokenRow
+from mockserver.tokens import DEMO_ACCOUNTS
 from mockserver.web import current_backend, json_response
 
 T = TypeVar("T")

@@ -13,9 +13,9 @@ from gunicorn.app.base import BaseApplication
 
 from mockserver.api import OCR_PATH
 from mockserver.app import create_app
-from mockserver.backend import DEMO_ACCOUNTS
 from mockserver.logs import stop_logging
 from mockserver.settings import Settings
+from mockserver.tokens import DEMO_ACCOUNTS
 from mockserver.turns import WsgiApp, in_turns
 
 # Threads per worker: a client trickling its upload holds one thread, not the whole worker

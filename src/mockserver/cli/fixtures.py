@@ -205,7 +205,7 @@ def _verify_served(url: str, checks: list[FixtureCheck]) -> None:
     """Send each sound fixture to the mock at `url` and compare the text it answers."""
     import requests
 
-    from mockserver.backend import DEMO_ACCOUNTS
+    from mockserver.tokens import DEMO_ACCOUNTS
 
     token = next(demo.token for demo in DEMO_ACCOUNTS if demo.plan == "enterprise")
     for check in checks:

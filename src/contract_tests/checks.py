@@ -1,4 +1,4 @@
-"""The suite's checks: small named functions ``(reply, case) -> None`` (after Schemathesis).
+"""The suite's checks: small named functions ``(reply, expected) -> None`` (after Schemathesis).
 
 Each raises an AssertionError saying what was received and what the contract expected;
 `verify` runs a list of them on one reply and raises a single `Violation` naming the clause with
@@ -53,7 +53,7 @@ class Reply:
 
 
 @dataclass(frozen=True)
-class Case:
+class Expectation:
     """What the contract expects of one reply, under which clause and at which level."""
 
     clause: str
@@ -63,52 +63,52 @@ class Case:
     fields: Mapping[str, object] = field(default_factory=dict)  # fields of a 200 body
 
 
-Check = Callable[[Reply, Case], None]
+Check = Callable[[Reply, Expectation], None]
 
 
-def status_code(reply: Reply, case: Case) -> None:
+def status_code(reply: Reply, expected: Expectation) -> None:
     """The status is the one the contract expects."""
-    if reply.status not in case.statuses:
-        expected = " or ".join(map(str, case.statuses))
-        raise AssertionError(f"status: expected {expected}, received {reply.status}")
+    if reply.status not in expected.statuses:
+        wanted = " or ".join(map(str, expected.statuses))
+        raise AssertionError(f"status: expected {wanted}, received {reply.status}")
 
 
-def conforms_to_spec(reply: Reply, case: Case) -> None:
+def conforms_to_spec(reply: Reply, expected: Expectation) -> None:
     """Status, Content-Type, headers and body match openapi.yaml."""
     if reply.problems:
         raise AssertionError("response does not match openapi.yaml: " + "; ".join(reply.problems))
 
 
-def error_message(reply: Reply, case: Case) -> None:
+def error_message(reply: Reply, expected: Expectation) -> None:
     """At the observed level, the `error` message is exactly the live service's."""
-    if not case.observed or not case.errors or reply.status not in case.statuses:
+    if not expected.observed or not expected.errors or reply.status not in expected.statuses:
         return
     body = reply.json()
     received = body.get("error") if isinstance(body, dict) else None
-    if received not in case.errors:
-        expected = " or ".join(map(repr, case.errors))
-        raise AssertionError(f"error: expected {expected}, received {received!r}")
+    if received not in expected.errors:
+        wanted = " or ".join(map(repr, expected.errors))
+        raise AssertionError(f"error: expected {wanted}, received {received!r}")
 
 
-def success_fields(reply: Reply, case: Case) -> None:
+def success_fields(reply: Reply, expected: Expectation) -> None:
     """The fields of a 200 body (fileName, fileSize, mimeType...) are the ones expected."""
-    if not case.fields or reply.status != 200:
+    if not expected.fields or reply.status != 200:
         return
     body = reply.json()
     if not isinstance(body, dict):
         return  # conforms_to_spec reports it
     wrong = [
-        f"{name}: expected {expected!r}, received {body.get(name, '<missing>')!r}"
-        for name, expected in case.fields.items()
-        if body.get(name) != expected
+        f"{name}: expected {wanted!r}, received {body.get(name, '<missing>')!r}"
+        for name, wanted in expected.fields.items()
+        if body.get(name) != wanted
     ]
     if wrong:
         raise AssertionError("; ".join(wrong))
 
 
-def no_rate_limit_headers(reply: Reply, case: Case) -> None:
+def no_rate_limit_headers(reply: Reply, expected: Expectation) -> None:
     """At the observed level, a 429 carries no Retry-After or rate-limit headers."""
-    if not case.observed:
+    if not expected.observed:
         return
     sent = [
         name
@@ -122,15 +122,15 @@ def no_rate_limit_headers(reply: Reply, case: Case) -> None:
 DEFAULT_CHECKS: tuple[Check, ...] = (status_code, conforms_to_spec, error_message, success_fields)
 
 
-def verify(reply: Reply, case: Case, checks: Sequence[Check] = DEFAULT_CHECKS) -> None:
+def verify(reply: Reply, expected: Expectation, checks: Sequence[Check] = DEFAULT_CHECKS) -> None:
     """Run `checks` on `reply`; raise one Violation listing every problem found."""
     __tracebackhide__ = True  # the failure is the test's, not this function's
     reply.checked = True
     found = []
     for check in checks:
         try:
-            check(reply, case)
+            check(reply, expected)
         except AssertionError as problem:
             found.append(str(problem))
     if found:
-        raise Violation(case.clause, reply.request, found, reply.received())
+        raise Violation(expected.clause, reply.request, found, reply.received())

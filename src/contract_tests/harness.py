@@ -23,7 +23,14 @@ from hypothesis import strategies as st
 from contract_tests import budget as quota
 from contract_tests import spec
 from contract_tests.budget import Budget
-from contract_tests.checks import DEFAULT_CHECKS, Case, Check, Reply, no_rate_limit_headers, verify
+from contract_tests.checks import (
+    DEFAULT_CHECKS,
+    Check,
+    Expectation,
+    Reply,
+    no_rate_limit_headers,
+    verify,
+)
 from contract_tests.clauses import Ledger, Violation, mask
 from contract_tests.plugin import SuiteOptions
 from contract_tests.target import Account, ControlApi, Target
@@ -294,7 +301,7 @@ class Contract:
             used, limit = found
             messages = (spec.monthly_limit_message(used, budget.quota or limit),)
             checks = (*DEFAULT_CHECKS, no_rate_limit_headers)
-            verify(reply, Case(self.clause, self.observed, (429,), messages), checks)
+            verify(reply, Expectation(self.clause, self.observed, (429,), messages), checks)
         pytest.skip(budget.used_up_reason)
 
     def release(self) -> None:
@@ -341,8 +348,8 @@ class Contract:
         __tracebackhide__ = True
         statuses = status if isinstance(status, tuple) else (status,)
         errors = (error,) if isinstance(error, str) else tuple(error or ())
-        case = Case(self.clause, self.observed, statuses, errors, fields)
-        verify(reply, case, checks)
+        expected = Expectation(self.clause, self.observed, statuses, errors, fields)
+        verify(reply, expected, checks)
         return reply.json()
 
     def fail(self, reply: Reply | None, *problems: str) -> None:

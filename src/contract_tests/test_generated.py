@@ -24,7 +24,7 @@ import schemathesis
 from schemathesis import GenerationMode
 
 from contract_tests import oracle, spec
-from contract_tests.checks import Case, verify
+from contract_tests.checks import Expectation, verify
 from contract_tests.harness import Contract, explore
 from contract_tests.images import image_strategy
 from contract_tests.target import Account
@@ -110,12 +110,12 @@ def send_case(contract: Contract, case: Any, account: Account | None, budgeted: 
     if account is None:  # the preflight and the refused methods: no body, no token
         reply = contract.send(wire.prepared, path, what)
         documented = tuple(int(code) for code in case.operation.definition.raw["responses"])
-        verify(reply, Case(contract.clause, contract.observed, documented))
+        verify(reply, Expectation(contract.clause, contract.observed, documented))
         return
     outcome = oracle.predict(wire.content_type, wire.body, spec.plans()[account.plan])
     billable = budgeted and outcome.reaches_ocr
     reply = contract.send(wire.prepared, path, what, account=account, billable=billable)
-    expected = Case(
+    expected = Expectation(
         contract.clause, contract.observed, outcome.statuses, outcome.errors, outcome.fields
     )
     verify(reply, expected)

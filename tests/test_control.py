@@ -141,8 +141,8 @@ def test_create_account_on_each_plan(
 
 
 def test_create_account_is_free_by_default(url: str) -> None:
-    for data in (b"", b"{}"):  # `curl -X POST .../accounts` sends no body at all
-        created = requests.post(url + "/accounts", data=data, timeout=10)
+    for body in ({"data": b""}, {"json": {}}):  # `curl -X POST .../accounts`: no body at all
+        created = requests.post(url + "/accounts", **body, timeout=10)
         assert created.status_code == 201
         assert created.json()["plan"] == "free"
 
@@ -195,14 +195,16 @@ def test_bodies_that_are_not_json_objects(url: str, data: bytes, error: str) -> 
     refused(answer, 400, error)
 
 
-def test_a_json_body_needs_no_content_type(url: str) -> None:
-    # curl -d '{"plan":"pro"}' sends application/x-www-form-urlencoded.
-    answer = requests.post(
-        url + "/accounts",
-        data=b'{"plan":"pro"}',
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-        timeout=10,
-    )
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data", None]
+)
+def test_a_json_body_must_be_declared_json(url: str, content_type: str | None) -> None:
+    # What a cross-site page can send without a preflight (curl -d sends the first).
+    headers = {"Content-Type": content_type} if content_type else {}
+    answer = requests.post(url + "/accounts", data=b'{"plan":"pro"}', headers=headers, timeout=10)
+    refused(answer, 415, "send the body as application/json")
+    declared = {"Content-Type": "application/json; charset=utf-8"}
+    answer = requests.post(url + "/accounts", data=b'{"plan":"pro"}', headers=declared, timeout=10)
     assert answer.status_code == 201
     assert answer.json()["plan"] == "pro"
 
@@ -678,7 +680,7 @@ def test_add_fixture_errors(url: str, png: bytes) -> None:
     )
     refused(
         post(url + "/fixtures", data={"text": "t", "image": "x.png"}, timeout=10),
-        400,
+        415,
         "multipart/form-data",
     )
     refused(
@@ -686,7 +688,7 @@ def test_add_fixture_errors(url: str, png: bytes) -> None:
         400,
         "a field named `text`",
     )
-    refused(post(url + "/fixtures", json={"text": "t"}, timeout=10), 400, "multipart/form-data")
+    refused(post(url + "/fixtures", json={"text": "t"}, timeout=10), 415, "multipart/form-data")
     assert requests.get(url + "/fixtures", timeout=10).json() == []
 
 

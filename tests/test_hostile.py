@@ -27,6 +27,7 @@ from test_reliability import (
     ENTERPRISE,
     SOCKET_TIMEOUT,
     all_workers,
+    exchange,
     peak_rss,
     server_log,
     upload,
@@ -35,7 +36,8 @@ from test_reliability import (
 from mockserver import errors, hostile, imaging
 from mockserver.backend import DEMO_ACCOUNTS
 from mockserver.plans import MIB
-from mockserver.testing import ServerProcess
+from mockserver.settings import Settings
+from mockserver.testing import InProcessServer, ServerProcess
 
 OCR_FAILED = {"error": errors.OcrFailed.message, "success": False}
 PRO = DEMO_ACCOUNTS[1]
@@ -265,3 +267,180 @@ def test_a_bomb_sent_to_the_in_process_mock_is_the_live_500(
     )
     assert reply.status_code == 500
     assert reply.json() == OCR_FAILED
+
+
+# -- the control API and the browser next door -----------------------------------------------
+
+EVIL = "https://attacker.example"
+
+
+def _faults(url: str) -> list[object]:
+    faults: list[object] = requests.get(url + "/_mock/faults", timeout=SOCKET_TIMEOUT).json()
+    return faults
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Content-Type": "text/plain", "Origin": EVIL}, 403),  # fetch(..., {mode: "no-cors"})
+        ({"Content-Type": "text/plain", "Sec-Fetch-Site": "cross-site"}, 403),
+        ({"Content-Type": "application/json", "Origin": "null"}, 403),  # a sandboxed page
+        ({"Content-Type": "application/json", "Sec-Fetch-Site": "same-site"}, 403),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, 415),  # a <form>, Origin aside
+        ({"Content-Type": "text/plain"}, 415),
+        ({}, 415),
+    ],
+)
+def test_a_web_page_cannot_arm_a_fault(
+    served: ServerProcess, headers: dict[str, str], status: int
+) -> None:
+    answer = requests.post(
+        served.url + "/_mock/faults",
+        data=b'{"status":500}',
+        headers=headers,
+        timeout=SOCKET_TIMEOUT,
+    )
+    assert answer.status_code == status, answer.text
+    assert list(answer.json()) == ["error"]
+    assert _faults(served.url) == []
+    assert upload(served.url, hostile.interlaced_png(64), ENTERPRISE.token).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/_mock/reset"), ("DELETE", "/_mock/requests"), ("DELETE", "/_mock/faults")],
+)
+def test_a_web_page_cannot_change_state_without_a_body_either(
+    served: ServerProcess, method: str, path: str
+) -> None:
+    for headers in ({"Origin": EVIL}, {"Sec-Fetch-Site": "cross-site"}):
+        answer = requests.request(
+            method, served.url + path, headers=headers, timeout=SOCKET_TIMEOUT
+        )
+        assert answer.status_code == 403, answer.text
+
+
+def test_a_web_page_cannot_add_a_fixture(
+    served: ServerProcess, make_image: Callable[..., bytes]
+) -> None:
+    answer = requests.post(
+        served.url + "/_mock/fixtures",
+        files={"image": ("x.png", make_image(text="evil"), "image/png")},
+        data={"text": "pwned"},
+        headers={"Origin": EVIL},
+        timeout=SOCKET_TIMEOUT,
+    )
+    assert answer.status_code == 403
+    assert requests.get(served.url + "/_mock/fixtures", timeout=SOCKET_TIMEOUT).json() == []
+
+
+def test_the_mocks_own_page_may_change_state(served: ServerProcess) -> None:
+    same_origin = {
+        "Content-Type": "application/json",
+        "Origin": served.url,
+        "Sec-Fetch-Site": "same-origin",
+    }
+    answer = requests.post(
+        served.url + "/_mock/accounts",
+        json={"plan": "pro"},
+        headers=same_origin,
+        timeout=SOCKET_TIMEOUT,
+    )
+    assert answer.status_code == 201, answer.text
+
+
+@pytest.mark.parametrize("path", ["/_mock/requests", "/_mock/accounts", "/_mock/health"])
+def test_a_rebinding_page_cannot_read_the_control_api(served: ServerProcess, path: str) -> None:
+    port = served.url.rsplit(":", 1)[1]
+    for host in ("attacker.example", f"attacker.example:{port}", "127.0.0.1.nip.io"):
+        answer = requests.get(served.url + path, headers={"Host": host}, timeout=SOCKET_TIMEOUT)
+        assert answer.status_code == 403, (host, answer.text)
+        assert "loopback" in answer.json()["error"]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST", f"[::1]:{port}"):
+        answer = requests.get(served.url + path, headers={"Host": host}, timeout=SOCKET_TIMEOUT)
+        assert answer.status_code == 200, (host, answer.text)
+
+
+def test_a_rebinding_page_cannot_create_an_account(served: ServerProcess) -> None:
+    answer = requests.post(
+        served.url + "/_mock/accounts",
+        json={"plan": "enterprise"},
+        headers={"Host": "attacker.example"},
+        timeout=SOCKET_TIMEOUT,
+    )
+    assert answer.status_code == 403
+    assert "token" not in answer.json()
+
+
+def test_the_ocr_api_keeps_the_live_cors_for_any_page(served: ServerProcess) -> None:
+    answer = requests.post(
+        served.url + "/api/v1/ocr",
+        headers={
+            "Authorization": f"Bearer {ENTERPRISE.token}",
+            "Origin": EVIL,
+            "Host": "attacker.example",
+        },
+        files={"file": ("a.png", hostile.interlaced_png(64), "image/png")},
+        timeout=SOCKET_TIMEOUT,
+    )
+    assert answer.status_code == 200
+    assert answer.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_with_an_admin_token_the_token_decides() -> None:
+    settings = Settings(state=":memory:", admin_token="s3cret")
+    with InProcessServer(settings) as server:
+        rebound = {"Host": "mock.internal"}
+        answer = requests.get(server.url + "/_mock/health", headers=rebound, timeout=10)
+        assert answer.status_code == 401
+        rebound["Authorization"] = "Bearer s3cret"
+        answer = requests.get(server.url + "/_mock/health", headers=rebound, timeout=10)
+        assert answer.status_code == 200
+        rebound["Origin"] = EVIL  # a token never makes a cross-site state change acceptable
+        answer = requests.post(server.url + "/_mock/reset", headers=rebound, timeout=10)
+        assert answer.status_code == 403
+
+
+# -- the control API's own bodies ------------------------------------------------------------
+
+
+def test_a_300_mb_control_body_is_refused_from_its_content_length(served: ServerProcess) -> None:
+    head = (
+        "POST /_mock/faults HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {300 * MIB}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    reply = exchange(served.url, head + b'{"status": 500, "error": "' + b"x" * 65536)
+    assert reply.status == 413
+    assert "at most 1048576" in reply.json()["error"]
+    assert _faults(served.url) == []
+
+
+def test_a_chunked_control_body_over_1_mib_is_refused(served: ServerProcess) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"error": "'
+        for _ in range(40):
+            yield b"x" * 65536
+
+    answer = requests.post(
+        served.url + "/_mock/faults",
+        data=chunks(),
+        headers={"Content-Type": "application/json"},
+        timeout=SOCKET_TIMEOUT,
+    )
+    assert answer.status_code == 413
+    assert _faults(served.url) == []
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"status": 500, "error": "\\ud800"}', b'{"plan": "\\udfff"}', b'{"\\ud83d": 1}']
+)
+def test_a_lone_surrogate_in_control_json_is_a_400(served: ServerProcess, body: bytes) -> None:
+    path = "/_mock/accounts" if b"plan" in body else "/_mock/faults"
+    answer = requests.post(
+        served.url + path,
+        data=body,
+        headers={"Content-Type": "application/json"},
+        timeout=SOCKET_TIMEOUT,
+    )
+    assert answer.status_code == 400, answer.text
+    assert "lone surrogate" in answer.json()["error"]

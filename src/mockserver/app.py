@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 import socket
 from urllib.parse import urlsplit
@@ -17,6 +16,7 @@ from mockserver.api import OCR_PATH, api
 from mockserver.backend import Backend
 from mockserver.connection import client_socket, discard_body
 from mockserver.control import control
+from mockserver.control_access import guard, is_control_path
 from mockserver.fixtures import FixtureCatalogue
 from mockserver.settings import Settings
 from mockserver.store import open_store
@@ -45,8 +45,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app.register_blueprint(api)
     if settings.control:
         app.register_blueprint(control)
-        if settings.admin_token:
-            app.before_request(_require_admin_token)
+        app.before_request(_guard_control)
     _register_error_handlers(app)
     app.after_request(_linger_on_unread_body)
     return app
@@ -68,9 +67,6 @@ def _linger_on_unread_body(response: Response) -> Response:
     return response
 
 
-CONTROL_PREFIX = "/_mock"
-
-
 def _path_as_sent() -> None:
     """404 for a request whose path, as sent, has an empty segment (``//api/v1/ocr``).
 
@@ -88,29 +84,15 @@ def _path_as_sent() -> None:
 
 def _is_control_request() -> bool:
     """True for a request to the control API (none exists when it is switched off)."""
-    path = request.path
     on = bool(current_app.config["ITSOCR_SETTINGS"].control)
-    return on and (path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/"))
+    return on and is_control_path(request.path)
 
 
-def _require_admin_token() -> Response | None:
+def _guard_control() -> Response | None:
     # Only /_mock is guarded: the API itself keeps answering exactly as the live service.
-    if not _is_control_request():
+    if not is_control_path(request.path):
         return None
-    expected: str = current_app.config["ITSOCR_SETTINGS"].admin_token
-    scheme, _, given = request.headers.get("Authorization", "").strip().partition(" ")
-    given = given.strip()
-    if scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), expected.encode()):
-        return None
-    error = (
-        "wrong admin token"
-        if given
-        else "this mock's control API requires `Authorization: Bearer <admin token>` "
-        "(it was started with --admin-token)"
-    )
-    response = json_response(errors.Unauthorized(error).to_json(), errors.Unauthorized.status)
-    response.headers["WWW-Authenticate"] = 'Bearer realm="itsocr-mock control API"'
-    return response
+    return guard(request, current_app.config["ITSOCR_SETTINGS"])
 
 
 def _register_error_handlers(app: Flask) -> None:

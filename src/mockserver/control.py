@@ -1,7 +1,8 @@
 """The control API, `/_mock`: thin views that parse JSON, call the backend and serialise.
 
-Its contract is `openapi-control.yaml`. Bodies are JSON objects (whatever the Content-Type, so
-that ``curl -d '{...}'`` works), unknown fields are refused so that a typo cannot pass for a
+Its contract is `openapi-control.yaml`. Bodies are JSON objects declared ``application/json``
+(at most 1 MiB, within the client timeout; see control_access.py for who may send them),
+unknown fields are refused so that a typo cannot pass for a
 setting, and every client mistake is a 4xx ``{"error": ...}`` saying what was expected. Times
 are ISO-8601 in UTC with a ``Z``. Control requests are never journalled nor counted.
 """
@@ -14,14 +15,15 @@ from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from mockserver import __version__
 from mockserver.api import MULTIPART_OVERHEAD
 from mockserver.clock import format_instant, parse_instant
+from mockserver.connection import body_deadline
 from mockserver.contract import max_file_size
-from mockserver.errors import BadControlRequest
+from mockserver.errors import BadControlRequest, ControlError
 from mockserver.faults import FaultRule
 from mockserver.plans import plans
 from mockserver.state import RegisteredFixture, Usage
@@ -32,6 +34,15 @@ from mockserver.web import current_backend, json_response
 T = TypeVar("T")
 
 control = Blueprint("control", __name__, url_prefix="/_mock")
+
+MAX_JSON_BODY = 1024 * 1024  # a control request's JSON body: settings, never data
+
+
+class PayloadTooLarge(ControlError):
+    """A control request body over `MAX_JSON_BODY`."""
+
+    status = 413
+
 
 _FAULT_FIELDS = ("status", "error", "delayMs", "times", "account", "drop")
 _FIXTURE_FIELDS = ("image", "text", "prompt", "name")
@@ -247,8 +258,11 @@ def add_fixture() -> Response:
     try:
         form, files = request.form, request.files
     except RequestEntityTooLarge:
-        raise BadControlRequest(
-            f"the form is too large (the image may be up to {max_file_size()} bytes)"
+        limit = max_file_size() + MULTIPART_OVERHEAD
+        raise PayloadTooLarge(
+            f"the form is over {limit} bytes, the most POST /_mock/fixtures takes (an image "
+            f"of up to {max_file_size()} bytes, the largest any plan accepts, and "
+            f"{MULTIPART_OVERHEAD} bytes for the rest of the form)"
         ) from None
     unknown = sorted((set(form) | set(files)) - set(_FIXTURE_FIELDS))
     if unknown:
@@ -293,7 +307,7 @@ def clear_requests() -> Response:
 
 def _json_body(allowed: Collection[str], *, required: Collection[str] = ()) -> dict[str, Any]:
     """The request's JSON object (an empty body is ``{}``), with only `allowed` fields."""
-    raw = request.get_data(cache=True)
+    raw = _read_body()
     if not raw.strip():
         body: object = {}
     else:
@@ -303,6 +317,7 @@ def _json_body(allowed: Collection[str], *, required: Collection[str] = ()) -> d
             raise BadControlRequest(f"the body is not valid JSON: {failure}") from None
     if not isinstance(body, dict):
         raise BadControlRequest(f"the body must be a JSON object, got {_kind(body)}")
+    _check_text(body)
     for name in body:
         if name not in allowed:
             expected = ", ".join(allowed) if allowed else "no fields"
@@ -311,6 +326,53 @@ def _json_body(allowed: Collection[str], *, required: Collection[str] = ()) -> d
         if name not in body:
             raise BadControlRequest(f"missing field {name!r}")
     return body
+
+
+def _read_body() -> bytes:
+    """The request body, within `MAX_JSON_BODY` and the client timeout (a trickling client
+    holds a server thread, as on the OCR endpoint: see connection.py)."""
+    declared = request.content_length
+    if declared is not None and declared > MAX_JSON_BODY:
+        raise PayloadTooLarge(
+            f"the body is {declared} bytes; control requests take at most {MAX_JSON_BODY}"
+        )
+    # A chunked body is cut off one byte past the limit: Werkzeug stops there without a word.
+    request.max_content_length = MAX_JSON_BODY + 1
+    timeout = current_app.config["ITSOCR_SETTINGS"].client_timeout
+    with body_deadline(request.environ, timeout) as deadline:
+        try:
+            raw = request.get_data(cache=True)
+        except RequestEntityTooLarge:
+            raise PayloadTooLarge(
+                f"the body is over the {MAX_JSON_BODY} bytes control requests take"
+            ) from None
+        except ClientDisconnected:
+            raw = None
+    if raw is not None and len(raw) > MAX_JSON_BODY:
+        raise PayloadTooLarge(f"the body is over the {MAX_JSON_BODY} bytes control requests take")
+    if raw is None or (deadline is not None and deadline.expired):
+        raise BadControlRequest(
+            f"the body did not arrive within {timeout:g} s (--client-timeout) or ended early"
+        )
+    return raw
+
+
+def _check_text(value: object) -> None:
+    """400 for a string that is not text: JSON's \\ud800 escapes allow lone surrogates."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadControlRequest(
+                f"the body holds a string with a lone surrogate, which is not text: {value!a}"[:300]
+            ) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_text(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item)
 
 
 def _required(value: T | None, name: str) -> T:

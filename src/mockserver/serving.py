@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import sys
 from collections.abc import Callable
@@ -24,16 +23,6 @@ from mockserver.turns import WsgiApp, in_turns
 THREADS_PER_WORKER = 8
 # Seconds a worker may stay silent before gunicorn replaces it (a stuck request).
 WORKER_TIMEOUT = 60
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def banner(base_url: str, settings: Settings) -> str:

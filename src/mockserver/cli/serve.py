@@ -51,9 +51,10 @@ def add_serve_command(commands: Any) -> None:
 
 def serve_command(args: argparse.Namespace) -> int:
     """`itsocr-mock serve`."""
+    from mockserver.control_access import is_loopback
     from mockserver.fixtures import FixtureError
     from mockserver.logs import configure_logging, stop_logging
-    from mockserver.serving import MockServer, is_loopback
+    from mockserver.serving import MockServer
 
     settings = Settings.from_environment(
         state=args.state,

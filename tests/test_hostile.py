@@ -28,7 +28,10 @@ from test_reliability import (
     SOCKET_TIMEOUT,
     all_workers,
     exchange,
+    form,
+    part,
     peak_rss,
+    request_bytes,
     server_log,
     upload,
 )
@@ -444,3 +447,127 @@ def test_a_lone_surrogate_in_control_json_is_a_400(served: ServerProcess, body: 
     )
     assert answer.status_code == 400, answer.text
     assert "lone surrogate" in answer.json()["error"]
+
+
+# -- what is kept of what a client sends -----------------------------------------------------
+
+
+def _journal(url: str, limit: int = 1) -> list[dict[str, object]]:
+    entries: list[dict[str, object]] = requests.get(
+        f"{url}/_mock/requests?limit={limit}", timeout=SOCKET_TIMEOUT
+    ).json()
+    return entries
+
+
+def test_a_20_mb_prompt_is_answered_but_journalled_in_2_kib(
+    served: ServerProcess, make_image: Callable[..., bytes]
+) -> None:
+    prompt = "read the total " * (20 * MIB // 15)
+    for _ in range(2):  # undecodable: a failed OCR uses no quota, so it can repeat for free
+        answer = requests.post(
+            served.url + "/api/v1/ocr",
+            headers={"Authorization": f"Bearer {ENTERPRISE.token}"},
+            files={"file": ("a.png", b"not an image", "image/png")},
+            data={"prompt": prompt},
+            timeout=SOCKET_TIMEOUT * 2,
+        )
+        assert answer.status_code == 500
+        [entry] = _journal(served.url)
+        kept = str(entry["prompt"])
+        assert len(kept) < 2200
+        assert kept.startswith(prompt[:2048])
+        assert f"{len(prompt.strip())} characters in all, sha256 " in kept
+    assert "Traceback" not in server_log(served)
+
+
+@pytest.mark.slow
+def test_a_40_mb_filename_is_echoed_whole_and_kept_short(
+    served: ServerProcess, make_image: Callable[..., bytes]
+) -> None:
+    name = "n" * (40 * MIB) + ".png"
+    with Probe(served.url, make_image(text="probe name")) as probe:
+        answer = requests.post(
+            served.url + "/api/v1/ocr",
+            headers={"Authorization": f"Bearer {ENTERPRISE.token}"},
+            files={"file": (name, make_image(text="long name"), "image/png")},
+            timeout=60,
+        )
+    assert answer.status_code == 200
+    assert answer.json()["fileName"] == name  # the live service echoes it
+    probe.assert_served(within=15)
+    [entry] = _journal(served.url)
+    assert len(str(entry["fileName"])) < 2200
+
+
+def test_control_characters_from_part_headers_are_escaped_in_the_log(
+    served: ServerProcess, make_image: Callable[..., bytes]
+) -> None:
+    forged = b"scan\x1b[31m\x07forged.png"  # no Content-Type: a hint names the file
+    body = form(part("file", make_image(), forged))
+    reply = exchange(served.url, request_bytes(body))
+    assert reply.status == 400
+    deadline = time.monotonic() + SOCKET_TIMEOUT
+    while "forged.png" not in server_log(served) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = server_log(served)
+    assert "scan\\x1b[31m\\x07forged.png" in log
+    assert "\x1b" not in log
+
+
+def test_the_journal_is_capped_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mockserver.store import JournalEntry, Store, sqlite
+
+    monkeypatch.setattr(sqlite, "JOURNAL_BYTES", 200_000)
+    store = Store(":memory:")
+    for _ in range(1000):
+        store.record(JournalEntry("t", "POST", "/api/v1/ocr", 500, prompt="p" * 2000))
+    kept = store.journal()
+    assert 50 < len(kept) < 200  # 200 KB of 2 KB entries, pruned every 500
+    assert kept[-1].seq == 1000
+    store.close()
+
+
+# -- client mistakes are 4xx, never a 500 ------------------------------------------------------
+
+
+def test_a_boundary_in_rfc_2231_form_is_the_live_400(served: ServerProcess) -> None:
+    reply = exchange(
+        served.url,
+        request_bytes(b"--x\r\n", content_type="multipart/form-data; boundary*=UTF-8''%E2%82%AC"),
+    )
+    assert reply.status == 400
+    assert reply.json() == {"error": errors.InvalidRequestBody.message, "success": False}
+    assert "Traceback" not in server_log(served)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/ocr", "/_mock/faults"])
+def test_a_bad_chunk_size_is_a_400_and_the_connection_ends(
+    served: ServerProcess, make_image: Callable[..., bytes], path: str
+) -> None:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {ENTERPRISE.token}\r\n"
+        + (
+            "Content-Type: application/json\r\n"
+            if path.startswith("/_mock")
+            else "Content-Type: multipart/form-data; boundary=x\r\n"
+        )
+        + "Transfer-Encoding: chunked\r\n\r\n"
+    )
+    reply = exchange(served.url, head.encode() + b"zz\r\nnot a chunk\r\n0\r\n\r\n")
+    assert reply.status == 400
+    assert reply.status < 500
+    assert "Traceback" not in server_log(served)
+    assert upload(served.url, make_image(), ENTERPRISE.token).status_code == 200
+
+
+def test_a_non_ascii_digit_in_prefer_is_ignored_with_a_hint(
+    served: ServerProcess, make_image: Callable[..., bytes]
+) -> None:
+    body = form(part("file", make_image(), b"a.png", "image/png"))
+    request = request_bytes(body, extra="Prefer: code=\xb2\r\n")  # a superscript two
+    reply = exchange(served.url, request)
+    assert reply.status == 200
+    assert "preference-applied" not in reply.headers
+    assert _journal(served.url)[0]["status"] == 200
+    assert "ignored `Prefer: code=²`" in server_log(served)

@@ -13,7 +13,8 @@ from mockserver import errors
 from mockserver.backend import Upload
 from mockserver.connection import Deadline, body_deadline
 from mockserver.contract import max_file_size
-from mockserver.multipart import MalformedForm, RefusedPartHeaders, read_form
+from mockserver.multipart import MalformedForm, RefusedPartHeaders, UnreadableBody, read_form
+from mockserver.quoting import for_log
 from mockserver.state import OVERRIDE_STATUSES
 from mockserver.store import JournalEntry
 from mockserver.turns import GivingWay
@@ -28,6 +29,7 @@ URLENCODED_HINT = (
     "the body is application/x-www-form-urlencoded, a form that cannot carry a file; send "
     "multipart/form-data (curl -F, requests' files=, a FormData in JavaScript)"
 )
+UNREADABLE_BODY = "itsocr_mock.unreadable_body"  # environ key: the body broke HTTP's framing
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 log = logging.getLogger("itsocr_mock")
@@ -66,13 +68,13 @@ def preferred_status() -> int | None:
         if name.strip().lower() != "code":
             continue
         code = value.strip().strip('"')
-        if code.isdigit() and int(code) in OVERRIDE_STATUSES:
+        if code.isascii() and code.isdigit() and int(code) in OVERRIDE_STATUSES:
             return int(code)
         if code != "200":  # asking for the normal answer is not a mistake
             log.warning(
                 "hint: ignored `Prefer: code=%s`: the mock can answer %s this way; the request "
                 "was handled as usual",
-                code,
+                for_log(code),
                 ", ".join(map(str, OVERRIDE_STATUSES)),
             )
     return None
@@ -122,13 +124,20 @@ def read_upload() -> Upload:
     if declared_length is not None and declared_length > ceiling:
         raise errors.FileTooLarge()  # refused from its Content-Length, before it is read
     request.max_content_length = ceiling  # a chunked body is cut off there (before .stream)
-    boundary = params["boundary"].encode("latin-1")
+    try:
+        boundary = params["boundary"].encode("latin-1")
+    except UnicodeEncodeError:  # `boundary*=UTF-8''%E2%82%AC`: no boundary a body can hold
+        raise errors.InvalidRequestBody(hint="the boundary is not a latin-1 string") from None
     timeout = current_app.config["ITSOCR_SETTINGS"].client_timeout
     with body_deadline(request.environ, timeout) as deadline:
         try:
             form = read_form(GivingWay(request.stream, declared_length), boundary)
         except RefusedPartHeaders as refused:
             raise errors.InvalidRequestBody(hint=str(refused)) from None
+        except UnreadableBody as problem:
+            # Answered, then the connection ends: what follows cannot be told from a request.
+            request.environ[UNREADABLE_BODY] = True
+            raise errors.InvalidRequestBody(hint=str(problem)) from None
         except (MalformedForm, ClientDisconnected):  # ClientDisconnected: the body ended early
             raise errors.InvalidRequestBody(hint=_timeout_hint(deadline, timeout)) from None
         except RequestEntityTooLarge:  # a body without Content-Length that grew past the ceiling

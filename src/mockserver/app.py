@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
 from mockserver import errors
-from mockserver.api import OCR_PATH, api
+from mockserver.api import OCR_PATH, UNREADABLE_BODY, api
 from mockserver.backend import Backend
 from mockserver.connection import client_socket, discard_body
 from mockserver.control import control
@@ -55,6 +55,11 @@ def _linger_on_unread_body(response: Response) -> Response:
     # An error answered before the body was read (401, 429, "File too large"): once the answer
     # is sent, read and discard the rest of the body, so that a client still sending it
     # receives the answer instead of a reset (see connection.py). Success read it all.
+    if request.environ.get(UNREADABLE_BODY):
+        sock = client_socket(request.environ)
+        if sock is not None:  # nothing more is read: the server then closes the connection
+            response.call_on_close(lambda: _shut_reading(sock))
+        return response
     if response.status_code >= 400 and (
         request.content_length or "chunked" in request.headers.get("Transfer-Encoding", "")
     ):
@@ -80,6 +85,11 @@ def _path_as_sent() -> None:
         path = urlsplit(path).path
     if "//" in path:
         raise NotFound()
+
+
+def _shut_reading(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
 
 
 def _is_control_request() -> bool:

@@ -26,6 +26,7 @@ from mockserver.contract import allowed_media_types, max_file_size
 from mockserver.fixtures import Recognition, fallback_text
 from mockserver.imaging import Decoding, examine
 from mockserver.plans import Plan, get_plan
+from mockserver.quoting import abbreviated, for_log
 from mockserver.state import (  # re-exported: the control state's names
     OVERRIDE_STATUSES,
     MockState,
@@ -288,9 +289,13 @@ class Backend(MockState):
 
     @staticmethod
     def _describe(entry: JournalEntry, upload: Upload) -> None:
-        entry.file_name, entry.mime_type = upload.file_name, upload.mime_type
+        # What the client sent is kept bounded (a 20 MB prompt is journalled in 2 KiB).
+        entry.file_name, entry.mime_type = (
+            abbreviated(upload.file_name),
+            abbreviated(upload.mime_type),
+        )
         entry.file_size, entry.sha256 = upload.size, upload.sha256
-        entry.prompt = upload.prompt or None
+        entry.prompt = abbreviated(upload.prompt) or None
 
     def validate(self, principal: Principal, upload: Upload) -> None:
         """Declared type, then the global ceiling, then the plan's limit (all 400)."""
@@ -374,7 +379,9 @@ class Backend(MockState):
     def _finish(
         entry: JournalEntry, started: float, status: int, error: str | None, hint: str | None
     ) -> None:
-        entry.status, entry.error, entry.hint = status, error, hint
+        entry.status = status
+        entry.error = abbreviated(error) if error is not None else None
+        entry.hint = abbreviated(hint) if hint is not None else None
         entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
 
 
@@ -390,10 +397,10 @@ def log_access(entry: JournalEntry) -> None:
         fixture,
         entry.file_size if entry.file_size is not None else "-",
         entry.duration_ms or 0.0,
-        f' error="{entry.error}"' if entry.error else "",
+        f' error="{for_log(entry.error)}"' if entry.error else "",
     )
     if entry.hint:
-        log.warning("hint: %s", entry.hint)
+        log.warning("hint: %s", for_log(entry.hint))
 
 
 def _type_hint(upload: Upload) -> str | None:

@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, request
-from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 
 from mockserver import __version__
-from mockserver.api import MULTIPART_OVERHEAD
+from mockserver.api import MULTIPART_OVERHEAD, UNREADABLE_BODY
 from mockserver.clock import format_instant, parse_instant
 from mockserver.connection import body_deadline
 from mockserver.contract import max_file_size
@@ -348,6 +348,11 @@ def _read_body() -> bytes:
             ) from None
         except ClientDisconnected:
             raw = None
+        except HTTPException:
+            raise
+        except Exception:  # the server's own parse errors: a chunk size that is not hex...
+            request.environ[UNREADABLE_BODY] = True
+            raise BadControlRequest("the body cannot be read: it breaks HTTP's framing") from None
     if raw is not None and len(raw) > MAX_JSON_BODY:
         raise PayloadTooLarge(f"the body is over the {MAX_JSON_BODY} bytes control requests take")
     if raw is None or (deadline is not None and deadline.expired):

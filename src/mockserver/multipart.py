@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol, cast
 
 from werkzeug.datastructures import Headers
+from werkzeug.exceptions import HTTPException
 from werkzeug.sansio.multipart import (
     Data,
     Epilogue,
@@ -109,9 +110,18 @@ def read_form(stream: Readable, boundary: bytes) -> Form:
         raise
 
 
+class UnreadableBody(MalformedForm):
+    """The server could not read the body as HTTP (a chunk size that is not hexadecimal...)."""
+
+
 def _read(stream: Readable, reader: _Reader) -> Form:
     while True:
-        chunk = stream.read(CHUNK_SIZE)
+        try:
+            chunk = stream.read(CHUNK_SIZE)
+        except HTTPException:  # the limits set on the request, a client gone: the caller's
+            raise
+        except Exception as problem:  # the server's own parse errors (gunicorn's are its own)
+            raise UnreadableBody(f"the body cannot be read: {problem}") from None
         reader.decoder.receive_data(chunk or None)
         try:
             if reader.drain():

@@ -28,6 +28,18 @@ except ImportError:  # pragma: no cover - Windows: one process, the threading lo
 MEMORY = ":memory:"
 SCHEMA_VERSION = "1"
 JOURNAL_LIMIT = 10_000  # newest entries kept; older ones are pruned in batches
+# ... and at most this many characters of them (what clients sent is kept abbreviated, see
+# quoting.py; this bounds the state file whatever they send).
+JOURNAL_BYTES = 32 * 1024 * 1024
+_JOURNAL_PRUNE_EVERY = 500
+# An entry's size: its variable text columns, plus about 200 characters for the rest.
+_ENTRY_SIZE = (
+    " + ".join(
+        f"length(coalesce({column}, ''))"
+        for column in ("file_name", "mime_type", "prompt", "error", "hint", "account_id", "fixture")
+    )
+    + " + 200"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -517,8 +529,14 @@ class Store:
             values,
         )
         entry.seq = cursor.lastrowid
-        if entry.seq is not None and entry.seq % 500 == 0:
+        if entry.seq is not None and entry.seq % _JOURNAL_PRUNE_EVERY == 0:
             db.execute("DELETE FROM journal WHERE seq <= ?", (entry.seq - JOURNAL_LIMIT,))
+            db.execute(
+                "DELETE FROM journal WHERE seq <= (SELECT seq FROM (SELECT seq, "  # noqa: S608
+                f"SUM({_ENTRY_SIZE}) OVER (ORDER BY seq DESC) AS kept FROM journal) "
+                "WHERE kept > ? ORDER BY seq DESC LIMIT 1)",
+                (JOURNAL_BYTES,),
+            )
 
     def journal(
         self, account_id: str | None = None, status: int | None = None, limit: int | None = None

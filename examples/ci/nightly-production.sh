@@ -28,10 +28,10 @@ trap 'rm -f "$report"' EXIT
 
 status=0
 itsocr-mock check "$url" --plan "${ITSOCR_PLAN:-free}" --budget "${ITSOCR_BUDGET:-3}" \
-    --level "${ITSOCR_LEVEL:-documented}" --json >"$report" || status=$?
+    --level "${ITSOCR_LEVEL:-documented}" --report "$report" || status=$?
 
 python - "$report" "$url" "$status" >>"$summary" <<'PY'
-"""The clause table of `itsocr-mock check --json` as Markdown."""
+"""The clause table that `itsocr-mock check --report` wrote, as Markdown."""
 import json
 import sys
 

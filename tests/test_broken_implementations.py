@@ -17,6 +17,7 @@ asks for one; the table "defect -> caught by which clause" is printed at the end
 from __future__ import annotations
 
 import os
+import re
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -176,6 +177,9 @@ def assert_caught(run: SuiteRun, defect: Defect) -> None:
     assert run.returncode == 1, f"exit status {run.returncode}, not 1:\n{_tail(run)}"
     unnamed = [c for c in defect.caught_by if f"[{c}]" not in run.output]
     assert not unnamed, f"no failure message names {unnamed}:\n{_tail(run)}"
+    if "(see the requests above)" not in run.output:  # a failure of one reply, not of several
+        shown = re.search(r"reproduce: (printf %b '.*' \| )?curl -i -X ", run.output)
+        assert shown, f"no failure shows how to reproduce it:\n{_tail(run)}"
 
 
 def assert_passes(run: SuiteRun, relied_on: set[str]) -> None:

@@ -133,4 +133,6 @@ def verify(reply: Reply, expected: Expectation, checks: Sequence[Check] = DEFAUL
         except AssertionError as problem:
             found.append(str(problem))
     if found:
-        raise Violation(expected.clause, reply.request, found, reply.received())
+        raise Violation(
+            expected.clause, reply.request, found, reply.received(), reply.response.request
+        )

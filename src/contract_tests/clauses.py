@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import requests
 
 # A token (itsocr_ + 32 characters) or one a test derived from it (a character more or less, the
 # prefix changed): shown as its first 11 characters, the way the vendor's dashboard shows one.
@@ -38,14 +41,61 @@ def mask(text: str) -> str:
 
 
 class Violation(AssertionError):
-    """A response that breaks a clause: the message names the clause, expected and received."""
+    """A response that breaks a clause: the message names the clause, expected and received,
+    and (given the request sent) a curl command that sends it again, tokens masked."""
 
-    def __init__(self, clause: str, request: str, problems: Iterable[str], received: str) -> None:
+    def __init__(
+        self,
+        clause: str,
+        request: str,
+        problems: Iterable[str],
+        received: str,
+        sent: requests.PreparedRequest | None = None,
+    ) -> None:
         self.clause = clause
         self.problems = [mask(problem) for problem in problems]
         lines = [f"[{clause}] {request}", *(f"  - {problem}" for problem in self.problems)]
         lines.append(f"  received: {received}")
+        if sent is not None:
+            lines.append(f"  reproduce: {curl_command(sent)}")
         super().__init__(mask("\n".join(lines)))
+
+
+# Headers that requests adds on its own and curl adds or needs not: left out of the command.
+_IMPLIED = {"host", "content-length", "accept-encoding", "connection", "user-agent", "accept"}
+SHOWN_BODY = 4096  # bytes of a body written into the command; a larger one is described
+
+
+def curl_command(sent: requests.PreparedRequest) -> str:
+    """A shell command that sends `sent` again (its token masked: put yours back in).
+
+    A body up to SHOWN_BODY bytes is piped in from ``printf %b``, every byte as sent (NUL
+    included, which no shell string can hold); a larger one (an image) is named, to be put
+    into a file first.
+    """
+    words = ["curl", "-i", "-X", sent.method or "GET", shlex.quote(sent.url or "")]
+    for name, value in sent.headers.items():
+        if name.lower() not in _IMPLIED:
+            words += ["-H", shlex.quote(f"{name}: {value}")]
+    body = sent.body.encode() if isinstance(sent.body, str) else sent.body
+    if not isinstance(body, bytes) or not body:
+        return mask(" ".join(words))
+    if len(body) > SHOWN_BODY:
+        return mask(
+            " ".join([*words, "--data-binary", f"@body.bin  # its {len(body):,}-byte body"])
+        )
+    return mask(
+        f"printf %b '{_octal_escaped(body)}' | " + " ".join([*words, "--data-binary", "@-"])
+    )
+
+
+def _octal_escaped(data: bytes) -> str:
+    """`data` for ``printf %b '...'`` in any POSIX shell: printable ASCII as is, the rest (and
+    the quote and backslash) as \\0ddd octal escapes."""
+    return "".join(
+        chr(byte) if 32 <= byte < 127 and byte not in (39, 92) else f"\\0{byte:03o}"
+        for byte in data
+    )
 
 
 @dataclass

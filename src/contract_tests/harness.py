@@ -357,7 +357,9 @@ class Contract:
         __tracebackhide__ = True
         request = reply.request if reply else "(see the requests above)"
         received = reply.received() if reply else "-"
-        raise Violation(self.clause, request, problems, received)
+        raise Violation(
+            self.clause, request, problems, received, reply.response.request if reply else None
+        )
 
     def finish(self) -> None:
         """At the end of the test: replies no check looked at must still match the spec."""
@@ -368,6 +370,7 @@ class Contract:
                     reply.request,
                     ["response does not match openapi.yaml: " + "; ".join(reply.problems)],
                     reply.received(),
+                    reply.response.request,
                 )
 
 

@@ -1,0 +1,82 @@
+"""ARCHITECTURE.md matches the code: the layers import only downwards, the rules never import
+Flask, and every module of the mock has its place on the page."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import mockserver
+
+PACKAGE = Path(mockserver.__file__).parent
+ROOT = PACKAGE.parents[1]
+# The page's layers, lowest first: a module may import only from its own layer or below.
+LAYERS: list[set[str]] = [
+    {"plans", "errors", "clock", "quoting", "resources", "contract", "turns", "multipart"},
+    {"store", "store.base", "store.sqlite"},
+    {"faults", "tokens", "fixtures", "imaging", "hostile"},
+    {"state"},
+    {"backend"},
+]
+NO_FLASK = set().union(*LAYERS)
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+        found[name.removesuffix(".__init__")] = path
+    return found
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text("utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def _layer(module: str) -> int | None:
+    return next((n for n, layer in enumerate(LAYERS) if module in layer), None)
+
+
+def test_the_rules_never_import_flask() -> None:
+    modules = _modules()
+    offenders = {
+        name: sorted(i for i in _imports(modules[name]) if i.split(".")[0] in ("flask", "werkzeug"))
+        for name in NO_FLASK
+        if name in modules
+    }
+    # multipart extends Werkzeug's sans-IO decoder (no HTTP), the one exception.
+    offenders.pop("multipart", None)
+    assert {name: found for name, found in offenders.items() if found} == {}
+
+
+def test_layers_import_only_downwards() -> None:
+    upward = []
+    for name, path in _modules().items():
+        own = _layer(name)
+        if own is None:
+            continue
+        for imported in _imports(path):
+            if not imported.startswith("mockserver."):
+                continue
+            target = _layer(imported.removeprefix("mockserver."))
+            if target is not None and target > own:
+                upward.append(f"{name} imports {imported}")
+    assert upward == []
+
+
+def test_every_module_of_the_mock_is_on_the_page() -> None:
+    page = (ROOT / "ARCHITECTURE.md").read_text("utf-8")
+    missing = [
+        name
+        for name in _modules()
+        if name not in ("__init__", "__main__", "cli", "cli.__main__")
+        and name.split(".")[-1] not in page
+    ]
+    assert missing == []

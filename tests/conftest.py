@@ -48,6 +48,22 @@ from mockserver.web import cors_headers
 PILLOW_FORMATS = images.PILLOW_FORMATS  # the allowed types this kit can draw
 
 
+# -- `pytest --base-url URL` in a checkout ----------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`pytest --base-url URL`, typed in a checkout with no test paths, runs the contract suite
+    against URL (as `pytest --pyargs contract_tests --base-url URL` does), not the kit's own
+    tests, which would ignore the URL: the kit is advertised as "pytest --base-url against
+    production". Given paths (``pytest tests/ --base-url URL``) are left alone."""
+    if (
+        config.getoption("base_url", None)
+        and config.args_source == pytest.Config.ArgsSource.TESTPATHS
+    ):
+        config.args[:] = ["contract_tests"]
+        config.option.pyargs = True
+
+
 # -- the server ------------------------------------------------------------------------------
 
 

@@ -402,3 +402,35 @@ def test_green_against_itsocr_mock_serve(pytester: pytest.Pytester, tmp_path: Pa
         result, report = run_suite(pytester, "--base-url", server.url)
     _assert_green(result, report)
     assert report["target"] == server.url + "/api/v1"
+
+
+@pytest.mark.slow
+def test_pytest_base_url_in_a_checkout_runs_the_contract_suite(tmp_path: Path) -> None:
+    """`pytest --base-url URL` typed at the root of the checkout: the suite, against URL."""
+    root = Path(__file__).resolve().parents[1]
+    report = tmp_path / "clauses.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ITSOCR_", "PYTEST_"))}
+    with InProcessServer(Settings(state=":memory:", control=False)) as server:
+        command = [sys.executable, "-m", "pytest", "--base-url", server.url]
+        done = subprocess.run(
+            [*command, "--itsocr-clauses", "auth.missing-header", "--itsocr-report", str(report)],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert f"itsOCR contract clauses: {server.base_url}, no control API" in done.stdout
+        assert clauses(json.loads(report.read_text()))["auth.missing-header"]["result"] == "passed"
+        # With test paths given, the kit's own tests run as asked.
+        own = subprocess.run(
+            [*command, "tests/test_budget.py", "-q"],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert own.returncode == 0, own.stdout[-3000:]
+    assert "itsOCR contract clauses" not in own.stdout

@@ -80,7 +80,8 @@ SETTINGS: tuple[Setting, ...] = (
         "--itsocr-budget",
         "ITSOCR_BUDGET",
         "hard cap on requests that could consume the token's quota (default 10; "
-        "not applied to a mock with a control API)",
+        "not applied to a mock with a control API); without --itsocr-allow-exhaust the "
+        "last image of a fresh token's monthly quota is never spent",
         10,
         int,
     ),
@@ -88,7 +89,7 @@ SETTINGS: tuple[Setting, ...] = (
         "itsocr_allow_exhaust",
         "--itsocr-allow-exhaust",
         None,
-        "allow clauses that use up the token's monthly quota",
+        "allow clauses that use up the token's monthly quota (only on a token bought for it)",
         False,
         flag=True,
     ),
@@ -105,7 +106,8 @@ SETTINGS: tuple[Setting, ...] = (
         "--itsocr-concurrency",
         "ITSOCR_CONCURRENCY",
         "simultaneous requests at the quota edge (default 16 on a mock; 0 = off; against "
-        "other targets the clause runs only when this is given)",
+        "other targets only when given, with --itsocr-allow-exhaust and a budget of the "
+        "plan's limit + N on a fresh token)",
         None,
         int,
     ),

@@ -13,9 +13,8 @@ import requests
 
 from mockserver.api import MULTIPART_OVERHEAD
 from mockserver.backend import DEMO_ACCOUNTS
-from mockserver.contract import max_file_size
+from mockserver.contract import cors_headers, max_file_size
 from mockserver.plans import MIB
-from mockserver.web import cors_headers
 
 FREE, PRO, ENTERPRISE = DEMO_ACCOUNTS
 TOO_LARGE = "File too large. Maximum size: 50MB"

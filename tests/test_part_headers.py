@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 
-from contract_tests import oracle, spec
+from contract_tests import oracle
+from mockserver import contract as spec
 from mockserver.backend import DEMO_ACCOUNTS, Backend
+from mockserver.plans import plans
 
 FREE = DEMO_ACCOUNTS[0]
 INVALID_BODY = "Invalid request body. Expected multipart/form-data."
@@ -102,7 +104,7 @@ def test_the_oracle_asserts_nothing_on_them_and_the_mock_is_within_it(
     """Another runtime may read these headers: the suite allows a 200 as well as the 400."""
     body = body_with(REFUSED[case][0], make_image("image/png"))
     content_type = f"multipart/form-data; boundary={BOUNDARY}"
-    outcome = oracle.predict(content_type, body, spec.plans()["free"])
+    outcome = oracle.predict(content_type, body, plans()["free"])
     assert outcome == oracle.RUNTIME_DEPENDENT
     assert {200, 400} <= set(outcome.statuses)
     assert (outcome.errors, outcome.fields) == ((), {})
@@ -115,14 +117,14 @@ def test_the_oracle_still_judges_well_formed_headers(make_image: Callable[..., b
     good = oracle.predict(
         content_type,
         body_with('form-data; name="file"; filename="a.png"', png),
-        spec.plans()["free"],
+        plans()["free"],
     )
     assert (good.statuses, good.fields["fileName"]) == ((200,), "a.png")
     empty_type = oracle.predict(
         content_type,
         body_with('form-data; name="file"; filename="a.png"', png, ""),
-        spec.plans()["free"],
+        plans()["free"],
     )
     assert empty_type.errors == (spec.unsupported_type_message(""),)
-    urlencoded = oracle.predict("application/x-www-form-urlencoded", b"", spec.plans()["free"])
+    urlencoded = oracle.predict("application/x-www-form-urlencoded", b"", plans()["free"])
     assert urlencoded.errors == (spec.example_message(400, "missingFile"),)

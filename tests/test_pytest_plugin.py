@@ -18,10 +18,10 @@ import requests
 
 from mockserver import errors
 from mockserver.clock import period_of
+from mockserver.contract import cors_headers
 from mockserver.pytest_plugin import ItsocrMock, MockPool, assert_matches_contract
 from mockserver.settings import Settings
 from mockserver.testing import InProcessServer
-from mockserver.web import cors_headers
 
 pytest_plugins = ("pytester",)
 

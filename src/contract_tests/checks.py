@@ -15,7 +15,6 @@ from typing import Any
 import requests
 
 from contract_tests.clauses import Violation
-from contract_tests.spec import preview
 from contract_tests.target import Account
 
 
@@ -136,3 +135,9 @@ def verify(reply: Reply, expected: Expectation, checks: Sequence[Check] = DEFAUL
         raise Violation(
             expected.clause, reply.request, found, reply.received(), reply.response.request
         )
+
+
+def preview(content: bytes, limit: int = 300) -> str:
+    """A short, printable rendering of a body for failure messages."""
+    text = content.decode("utf-8", "replace")
+    return repr(text if len(text) <= limit else text[:limit] + "…")

@@ -21,12 +21,12 @@ import pytest
 import requests
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from contract_tests import spec
 from contract_tests.budget import Budget, race_left
 from contract_tests.clauses import LEVELS, Ledger, Violation, keep_secret, mask
 from contract_tests.harness import Contract, Suite
 from contract_tests.plugin import SuiteOptions
 from contract_tests.target import PROBE_TIMEOUT, Target
+from mockserver.plans import plans
 
 if TYPE_CHECKING:
     from mockserver.testing import InProcessServer
@@ -109,7 +109,7 @@ def _budget(target: Target, options: SuiteOptions) -> Budget:
     """The run's budget: none on a mock; else ``--itsocr-budget`` and the token's quota."""
     if target.is_mock:
         return Budget(None)
-    quota = spec.plans()[options.itsocr_plan].images_per_month
+    quota = plans()[options.itsocr_plan].images_per_month
     concurrency = options.itsocr_concurrency or 0
     racing = options.itsocr_allow_exhaust and concurrency >= 2
     return Budget(options.itsocr_budget, quota, race_left(concurrency) if racing else 1)

@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, Phase, Verbosity
 from hypothesis import strategies as st
 
 from contract_tests import budget as quota
-from contract_tests import spec
 from contract_tests.budget import Budget
 from contract_tests.checks import (
     DEFAULT_CHECKS,
@@ -34,6 +33,8 @@ from contract_tests.checks import (
 from contract_tests.clauses import Ledger, Violation, mask
 from contract_tests.plugin import SuiteOptions
 from contract_tests.target import Account, ControlApi, Target
+from mockserver import contract as spec
+from mockserver.validation import Level, find_violations
 
 TIMEOUT = 120.0  # seconds; 50 MiB uploads to a remote service take a while
 BOUNDARY = "itsocr-contract-suite-boundary"
@@ -104,7 +105,7 @@ class Suite:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
-    def level(self) -> str:
+    def level(self) -> Level:
         """documented or observed."""
         return "observed" if self.observed else "documented"
 
@@ -320,9 +321,11 @@ class Contract:
         account: Account | None = None,
     ) -> Reply:
         """A Reply for a response to ``method path`` (a spec path such as ``/ocr``)."""
-        received = spec.Received(response.status_code, response.headers, response.content)
-        documented = method.lower() in spec.spec()["paths"].get(path, {})
-        found = spec.problems(method, path, received, observed=self.observed) if documented else []
+        found = []
+        if method.lower() in spec.load_spec()["paths"].get(path, {}):
+            operation = (method.lower(), path)
+            level = self.suite.level
+            found = [str(v) for v in find_violations(response, operation=operation, level=level)]
         reply = Reply(mask(request_line), response, found, account)
         with self._lock:
             self.replies.append(reply)

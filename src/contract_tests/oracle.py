@@ -14,8 +14,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract_tests import spec
+from mockserver import contract as spec
 from mockserver.imaging import is_decodable
+from mockserver.plans import Plan
 
 _PARAM = r'{name}="((?:[^"\\]|\\.)*)"'
 URLENCODED = "application/x-www-form-urlencoded"
@@ -58,7 +59,7 @@ class Malformed(ValueError):
     """The body is not well-formed multipart/form-data."""
 
 
-def predict(content_type: str | None, body: bytes, plan: spec.Plan) -> Outcome:
+def predict(content_type: str | None, body: bytes, plan: Plan) -> Outcome:
     """The contract's answer to a body sent with `content_type` by an account on `plan`."""
     invalid, missing = (
         spec.example_message(400, "invalidBody"),
@@ -82,7 +83,7 @@ def predict(content_type: str | None, body: bytes, plan: spec.Plan) -> Outcome:
     return _judge_file(first, plan)
 
 
-def _judge_file(part: WirePart, plan: spec.Plan) -> Outcome:
+def _judge_file(part: WirePart, plan: Plan) -> Outcome:
     # No Content-Type header reads as text/plain; a present but empty one is the empty type.
     declared = "text/plain" if part.content_type is None else part.content_type.lower()
     if declared not in spec.allowed_media_types():
@@ -91,7 +92,7 @@ def _judge_file(part: WirePart, plan: spec.Plan) -> Outcome:
     if size > spec.max_file_size():
         return Outcome((400,), (spec.example_message(400, "fileTooLarge"),))
     if size > plan.max_file_size:
-        return Outcome((400,), (spec.plan_too_large_message(plan),))
+        return Outcome((400,), (spec.plan_too_large_message(plan.max_file_size_mb),))
     if not decodable(part.content):
         return Outcome((500,), (spec.example_message(500, "ocrFailed"),), reaches_ocr=True)
     fields: dict[str, object] = {"fileName": part.filename, "fileSize": size, "mimeType": declared}

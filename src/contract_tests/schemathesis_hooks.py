@@ -7,7 +7,7 @@ the repository root reads `schemathesis.toml`, whose ``hooks`` setting imports t
 `openapi-control.yaml` against ``/_mock``.
 
 What it adds to Schemathesis's own checks, read from `openapi.yaml` by the suite's
-`contract_tests.spec` and judged by its `contract_tests.oracle` (the suite's own reading):
+`mockserver.contract` and judged by its `contract_tests.oracle` (the suite's own reading):
 
 - Real images: each allowed media type gets the suite's Pillow strategy, so a generated
   ``file`` part is a decodable image of its declared type, and a correct server answers 200.
@@ -31,8 +31,11 @@ import schemathesis
 from jsonschema import Draft202012Validator
 from schemathesis.core.failures import AcceptedNegativeData, Failure, ServerError
 
-from contract_tests import oracle, spec
+from contract_tests import oracle
+from contract_tests.checks import preview
 from contract_tests.images import image_strategy
+from mockserver import contract as spec
+from mockserver.plans import plans
 
 __all__ = ["filter_case", "filter_failure", "itsocr_method_not_allowed", "itsocr_ocr_answer"]
 
@@ -53,7 +56,7 @@ for _media_type in spec.allowed_media_types():
 def _is_ocr(case: Any) -> bool:
     """True for ``/ocr`` of `openapi.yaml` (the same hooks serve the control API's run)."""
     title = case.operation.schema.raw_schema.get("info", {}).get("title")
-    return bool(title == spec.spec()["info"]["title"] and case.operation.path == OCR_PATH)
+    return bool(title == spec.load_spec()["info"]["title"] and case.operation.path == OCR_PATH)
 
 
 def _sent(response: Any) -> tuple[str | None, bytes]:
@@ -68,7 +71,7 @@ def _sent(response: Any) -> tuple[str | None, bytes]:
 def _outcomes(response: Any) -> list[oracle.Outcome]:
     """What the contract allows for this request, on each plan (the token's is not known)."""
     content_type, body = _sent(response)
-    return [oracle.predict(content_type, body, plan) for plan in spec.plans().values()]
+    return [oracle.predict(content_type, body, plan) for plan in plans().values()]
 
 
 def _error(response: Any) -> object:
@@ -101,7 +104,7 @@ def itsocr_ocr_answer(ctx: Any, response: Any, case: Any) -> None:
     allowed = {f"{s} {e}".strip() for o in outcomes for s in o.statuses for e in o.errors or ("",)}
     raise AssertionError(
         f"Sent: {oracle.describe(content_type, body)}\n"
-        f"Received: {response.status_code} {spec.preview(response.content)}\n"
+        f"Received: {response.status_code} {preview(response.content)}\n"
         f"The contract's answer: {' | '.join(sorted(allowed))}"
     )
 
@@ -125,7 +128,7 @@ def itsocr_method_not_allowed(ctx: Any, response: Any, case: Any) -> None:
     if "content-type" in response.headers:  # the live 405 has none at all
         problems.append(f"Content-Type {response.headers['content-type'][0]!r}, expected none")
     if text != expected_text:
-        problems.append(f"body {spec.preview(response.content)}, expected {expected_text!r}")
+        problems.append(f"body {preview(response.content)}, expected {expected_text!r}")
     if problems:
         raise AssertionError(f"{method} {OCR_PATH}: " + "; ".join(problems))
 

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from contract_tests.plugin import SuiteOptions
-from contract_tests.spec import API_PREFIX
 from mockserver.client import ControlApiError, MockControl
+from mockserver.contract import api_prefix
 
 PROBE_TIMEOUT = 5.0  # seconds: a live service without /_mock should not hold the run up
 CONTROL_TIMEOUT = 30.0
@@ -115,8 +115,8 @@ class Target:
     def locate(cls, base_url: str, options: SuiteOptions) -> Target:
         """Find the API base and probe the control API of the target at `base_url`."""
         parts = urlsplit(base_url.rstrip("/"))
-        mount = parts.path.removesuffix(API_PREFIX)
-        api_url = urlunsplit((parts.scheme, parts.netloc, mount + API_PREFIX, "", ""))
+        mount = parts.path.removesuffix(api_prefix())
+        api_url = urlunsplit((parts.scheme, parts.netloc, mount + api_prefix(), "", ""))
         origin = urlunsplit((parts.scheme, parts.netloc, mount, "", ""))
         client = MockControl(origin, admin_token=options.itsocr_admin_token, timeout=PROBE_TIMEOUT)
         note = _probe(client)

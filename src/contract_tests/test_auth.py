@@ -10,7 +10,7 @@ import pytest
 
 from contract_tests.harness import Contract, Part, upload
 from contract_tests.images import make_image
-from contract_tests.spec import example_message
+from mockserver.contract import example_message
 
 MISSING = example_message(401, "missingHeader")
 FORMAT = example_message(401, "badHeaderFormat")

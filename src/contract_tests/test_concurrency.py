@@ -22,15 +22,15 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from contract_tests import spec
 from contract_tests.budget import limit_reached, race_left
 from contract_tests.checks import Reply
 from contract_tests.harness import Contract, Part, upload
 from contract_tests.images import make_image
 from contract_tests.target import Account
+from mockserver.plans import plans
 
 OCR_DELAY_MS = 250  # a slow OCR call keeps every request between its check and its count
-LIMITED = next(name for name, plan in spec.plans().items() if plan.images_per_month is not None)
+LIMITED = next(name for name, plan in plans().items() if plan.images_per_month is not None)
 
 
 def burst(contract: Contract, account: Account, count: int) -> list[Reply]:
@@ -61,7 +61,7 @@ def test_simultaneous_requests_at_the_quota_edge(contract: Contract) -> None:
         _live_burst(contract, count)
         return
     account = contract.account(LIMITED)
-    limit = spec.plans()[LIMITED].images_per_month or 0
+    limit = plans()[LIMITED].images_per_month or 0
     left = race_left(count)
     contract.control.set_images_used(account, limit - left)
     contract.control.add_fault(account, delay_ms=OCR_DELAY_MS, times=count)
@@ -83,7 +83,7 @@ def _live_burst(contract: Contract, count: int) -> None:
     """Spend the token down to a few images left, fire the burst, and count the 200s."""
     account = contract.account()
     contract.allow_exhaust(account)
-    limit = spec.plans()[account.plan].images_per_month
+    limit = plans()[account.plan].images_per_month
     if limit is None:
         pytest.skip(f"the {account.plan} plan has no monthly limit to race for")
     budget = contract.suite.budget

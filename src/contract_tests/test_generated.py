@@ -23,17 +23,19 @@ import requests
 import schemathesis
 from schemathesis import GenerationMode
 
-from contract_tests import oracle, spec
+from contract_tests import oracle
 from contract_tests.checks import Expectation, verify
 from contract_tests.harness import Contract, explore
 from contract_tests.images import image_strategy
 from contract_tests.target import Account
+from mockserver import contract as spec
+from mockserver.plans import Plan, plans
 from mockserver.resources import data_path
 
 # Kept by the request so that a failure can be traced in the target's logs.
 TRACE_HEADER = "X-Schemathesis-TestCaseId"
 OTHER_METHODS = [
-    method.upper() for method in spec.spec()["paths"]["/ocr"] if method not in ("post",)
+    method.upper() for method in spec.load_spec()["paths"]["/ocr"] if method not in ("post",)
 ]
 
 
@@ -112,7 +114,7 @@ def send_case(contract: Contract, case: Any, account: Account | None, budgeted: 
         documented = tuple(int(code) for code in case.operation.definition.raw["responses"])
         verify(reply, Expectation(contract.clause, contract.observed, documented))
         return
-    outcome = oracle.predict(wire.content_type, wire.body, spec.plans()[account.plan])
+    outcome = oracle.predict(wire.content_type, wire.body, plans()[account.plan])
     billable = budgeted and outcome.reaches_ocr
     reply = contract.send(wire.prepared, path, what, account=account, billable=billable)
     expected = Expectation(
@@ -144,7 +146,7 @@ def test_negative_cases(contract: Contract, schema: Any) -> None:
     strategy = schema["/ocr"]["POST"].as_strategy(generation_mode=GenerationMode.NEGATIVE)
     if account.is_users:
         # Against a live service, only cases that cannot reach OCR, hence cannot be billed.
-        plan = spec.plans()[account.plan]
+        plan = plans()[account.plan]
         strategy = strategy.filter(lambda case: not _reaches_ocr(case, plan, contract))
     explore(
         strategy,
@@ -153,7 +155,7 @@ def test_negative_cases(contract: Contract, schema: Any) -> None:
     )
 
 
-def _reaches_ocr(case: Any, plan: spec.Plan, contract: Contract) -> bool:
+def _reaches_ocr(case: Any, plan: Plan, contract: Contract) -> bool:
     wire = to_wire(case, contract.suite.target.api_url)
     return oracle.predict(wire.content_type, wire.body, plan).reaches_ocr
 

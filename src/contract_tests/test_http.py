@@ -7,9 +7,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from contract_tests import spec
 from contract_tests.harness import Contract, upload
 from contract_tests.images import make_image
+from mockserver import contract as spec
 
 NOT_ALLOWED = ("GET", "PUT", "PATCH", "DELETE")
 PREFLIGHT = {

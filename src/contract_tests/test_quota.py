@@ -11,15 +11,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from contract_tests import spec
 from contract_tests.checks import DEFAULT_CHECKS, no_rate_limit_headers
 from contract_tests.harness import Contract, Part, upload
 from contract_tests.images import make_image, undecodable_bytes
-from contract_tests.spec import monthly_limit_message
 from contract_tests.target import Account
+from mockserver.contract import monthly_limit_message
+from mockserver.plans import plans
 
-LIMITED = [name for name, plan in spec.plans().items() if plan.images_per_month is not None]
-UNLIMITED = [name for name, plan in spec.plans().items() if plan.images_per_month is None]
+LIMITED = [name for name, plan in plans().items() if plan.images_per_month is not None]
+UNLIMITED = [name for name, plan in plans().items() if plan.images_per_month is None]
 QUOTA_CHECKS = (*DEFAULT_CHECKS, no_rate_limit_headers)
 # The last second of a month and the first of the next, in UTC (a year the suite owns).
 MONTH_END, MONTH_START = "2031-01-31T23:59:59Z", "2031-02-01T00:00:00Z"
@@ -31,7 +31,7 @@ def image(text: str = "quota") -> list[Part]:
 
 
 def limit_of(account: Account) -> int:
-    limit = spec.plans()[account.plan].images_per_month
+    limit = plans()[account.plan].images_per_month
     if limit is None:
         pytest.skip(
             f"the {account.plan} plan has no monthly limit (pass a token of a plan "

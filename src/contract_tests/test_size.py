@@ -8,26 +8,31 @@ from __future__ import annotations
 
 import pytest
 
-from contract_tests import spec
 from contract_tests.harness import Contract, upload
 from contract_tests.images import padded_png
-from contract_tests.spec import example_message, plan_too_large_message, unsupported_type_message
 from contract_tests.target import Account
+from mockserver import contract as spec
+from mockserver.contract import example_message, plan_too_large_message, unsupported_type_message
+from mockserver.plans import plans
 
 TOO_LARGE = example_message(400, "fileTooLarge")
-PLANS = list(spec.plans())
+PLANS = list(plans())
 
 
 @pytest.mark.clause("size.plan-limit")
 @pytest.mark.parametrize("plan", PLANS)
 def test_over_the_plan_limit(contract: Contract, plan: str) -> None:
     """One byte over the plan's maximum: 400, and no quota spent."""
-    limits = spec.plans()[plan]
+    limits = plans()[plan]
     account = contract.account(plan)
     size = limits.max_file_size + 1
     reply = contract.post_ocr(account, parts=upload(padded_png(size), "image/png"))
     # Over the global ceiling too (Enterprise), the ceiling's message comes first.
-    message = TOO_LARGE if size > spec.max_file_size() else plan_too_large_message(limits)
+    message = (
+        TOO_LARGE
+        if size > spec.max_file_size()
+        else plan_too_large_message(limits.max_file_size_mb)
+    )
     contract.expect(reply, 400, error=message)
 
 
@@ -35,7 +40,7 @@ def test_over_the_plan_limit(contract: Contract, plan: str) -> None:
 @pytest.mark.parametrize("plan", PLANS)
 def test_exactly_the_plan_limit(contract: Contract, plan: str) -> None:
     """Exactly the plan's maximum (N MiB) is accepted: limits are inclusive."""
-    limits = spec.plans()[plan]
+    limits = plans()[plan]
     account = contract.account(plan)
     contract.reserve(account, 1)
     image = padded_png(limits.max_file_size)
@@ -56,7 +61,7 @@ def test_global_ceiling_comes_before_the_plan(contract: Contract) -> None:
 def test_type_is_checked_before_size(contract: Contract) -> None:
     """An oversized file of a refused type: Unsupported file type, not too large."""
     account = _any_plan(contract)
-    size = min(spec.plans()[account.plan].max_file_size, spec.max_file_size()) + 1
+    size = min(plans()[account.plan].max_file_size, spec.max_file_size()) + 1
     reply = contract.post_ocr(account, parts=upload(padded_png(size), "application/pdf", "a.pdf"))
     contract.expect(reply, 400, error=unsupported_type_message("application/pdf"))
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from contract_tests import spec
 from contract_tests.harness import Contract, Part, upload
 from contract_tests.images import file_name, make_image, undecodable_bytes
-from contract_tests.spec import example_message, unsupported_type_message
+from mockserver import contract as spec
+from mockserver.contract import example_message, unsupported_type_message
 
 INVALID_BODY = example_message(400, "invalidBody")
 MISSING_FILE = example_message(400, "missingFile")

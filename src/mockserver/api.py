@@ -12,13 +12,13 @@ from werkzeug.wrappers import Response as BaseResponse
 from mockserver import errors
 from mockserver.backend import Upload
 from mockserver.connection import Deadline, body_deadline
-from mockserver.contract import max_file_size
+from mockserver.contract import cors_headers, max_file_size
 from mockserver.multipart import MalformedForm, RefusedPartHeaders, UnreadableBody, read_form
 from mockserver.quoting import for_log
 from mockserver.state import OVERRIDE_STATUSES
 from mockserver.store import JournalEntry
 from mockserver.turns import GivingWay
-from mockserver.web import cors_headers, current_backend, json_response
+from mockserver.web import current_backend, json_response
 
 OCR_PATH = "/api/v1/ocr"
 PREFLIGHT_MAX_AGE = "86400"

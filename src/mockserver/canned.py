@@ -127,7 +127,7 @@ def _live_body(example: _Example) -> dict[str, object]:
 
 
 def _cors() -> Mapping[str, str]:
-    from mockserver.web import cors_headers
+    from mockserver.contract import cors_headers
 
     return cors_headers()
 

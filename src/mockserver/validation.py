@@ -1,17 +1,27 @@
-"""Validate a real HTTP response against `openapi.yaml`.
+"""Validate a real HTTP response against `openapi.yaml`: the kit's one response validator.
 
-`assert_matches_contract(response)` checks, in this order, that
+`find_violations(response, operation=..., level=...)` lists every way a response breaks the
+contract; `assert_matches_contract` raises them as one readable AssertionError. The mock's
+`assert_matches_contract`, the contract suite (every reply it receives) and the proxy (every
+upstream answer it forwards) all validate with these functions, at one of two levels:
 
-1. the status is documented for the operation,
-2. every required response header is present and its value matches its schema (the CORS ``const``
-   values, ``Allow``, ``Access-Control-Max-Age``),
-3. the Content-Type is one the operation documents for that status (or the body is empty when
-   none is documented, as for the 204 preflight; or, for a body the spec describes under
-   ``x-itsocr-untyped-body`` like the 405's, there is no Content-Type at all),
-4. the body validates against the documented schema (JSON Schema Draft 2020-12, formats checked).
+- ``documented``: the status is documented for the operation (an exact code first, then its
+  ``4XX`` range, then ``default``); the Content-Type is one the operation documents for it
+  (``+json`` types are JSON, wildcards match) or the body is empty when none is documented, as
+  for the 204 preflight (a body the spec describes under ``x-itsocr-untyped-body``, like the
+  405's, is text matching the schema given there); the body validates against the documented
+  schema (JSON Schema Draft 2020-12, formats checked).
+- ``observed`` adds what the live service was observed to do: every documented response
+  header is present when required and matches its schema (numbers compared as numbers when
+  declared so), a JSON Content-Type is exactly ``application/json``, an untyped body comes
+  without a Content-Type at all, and an `error` message is
+  one the spec documents for the status (its examples, variable parts standing for any value).
 
-A failure raises AssertionError naming the clause, the status, the schema error and the body
-received. Validators are compiled once per schema location and cached.
+Policy: the contract suite reads the spec through `mockserver.contract` and validates with this
+module, on purpose the same code as the mock's testing helpers and the proxy. Neither module is
+the mock's behaviour: they read `openapi.yaml` and nothing else (a test keeps them free of the
+mock's backend, views and Flask). The suite's independence from the mock lies in its oracle and
+its clauses, written from the spec and the vendor's docs, never in a second reading of the spec.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, NoReturn, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator
@@ -28,17 +38,27 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from mockserver.contract import load_spec
+from mockserver.contract import UNTYPED_BODY, documented_messages, load_spec, server_paths
 
-__all__ = ["ContractResponse", "assert_matches_contract", "find_operation"]
+__all__ = [
+    "LEVELS",
+    "ContractResponse",
+    "Level",
+    "Violation",
+    "assert_matches_contract",
+    "find_operation",
+    "find_violations",
+]
 
+Level = Literal["documented", "observed"]
+LEVELS: tuple[Level, ...] = ("documented", "observed")
 SPEC_URI = "urn:itsocr-mock:openapi.yaml"
-UNTYPED_BODY = "x-itsocr-untyped-body"  # a response body sent without a Content-Type
 _BODY_PREVIEW_LIMIT = 4000  # characters of a non-JSON body shown in a failure message
+_JSON = "application/json"
 
 
 class ContractResponse(Protocol):
-    """What `assert_matches_contract` reads from a response: `requests.Response` fits."""
+    """What the validator reads from a response: `requests.Response` fits."""
 
     @property
     def status_code(self) -> int: ...  # noqa: D102
@@ -54,41 +74,77 @@ Triple = tuple[int, Mapping[str, str] | Iterable[tuple[str, str]], bytes | str |
 
 
 @dataclass(frozen=True)
+class Violation:
+    """One way a response breaks the contract: the clause in words, and the schema error behind it.
+
+    ``str(violation)`` is the whole of it in one line (for journals, logs and lists).
+    """
+
+    clause: str
+    error: ValidationError | None = None
+
+    def __str__(self) -> str:
+        if self.error is None:
+            return self.clause
+        location = _location(self.error)
+        return f"{self.clause}: {location + ': ' if location else ''}{self.error.message}"
+
+
+@dataclass(frozen=True)
 class _Received:
     status: int
     headers: dict[str, str]  # lower-cased names
     body: bytes
 
 
-def assert_matches_contract(
-    response: ContractResponse | Triple, *, operation: tuple[str, str] = ("post", "/ocr")
-) -> None:
-    """Assert that `response` is one the contract allows for `operation`.
+def find_violations(
+    response: ContractResponse | Triple,
+    *,
+    operation: tuple[str, str] = ("post", "/ocr"),
+    level: Level = "observed",
+) -> list[Violation]:
+    """Every way `response` breaks the contract of `operation` at `level`; empty when it keeps it.
 
     `response` is a `requests.Response` (or anything with ``status_code``, ``headers`` and
     ``content``), or a ``(status, headers, body)`` triple whose headers are a mapping or a list of
     pairs and whose body is bytes or text. `operation` is ``(method, path)`` as the spec writes
-    it, e.g. ``("options", "/ocr")``.
-
-    Raises AssertionError, with a readable account of what was received and which clause of the
-    contract failed, when the response does not match; ValueError when the spec has no such
-    operation.
+    it, e.g. ``("options", "/ocr")``. ValueError when the spec has no such operation or `level`
+    is not one of `LEVELS`.
     """
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
     method, path = operation[0].lower(), operation[1]
     received = _received(response)
     pointer = _operation_pointer(method, path)
-    where = f"{method.upper()} {path}"
     response_pointer = _response_pointer(pointer, received.status)
     if response_pointer is None:
-        documented = ", ".join(_operation(pointer).get("responses", {}))
-        _fail(
-            where,
-            received,
-            f"status {received.status} is not documented (documented: {documented})",
-        )
+        documented = ", ".join(_resolve(pointer).get("responses", {}))
+        return [Violation(f"status {received.status} is not documented (documented: {documented})")]
     response_pointer, declared = _follow(response_pointer)
-    _check_headers(where, received, response_pointer, declared)
-    _check_body(where, received, response_pointer, declared)
+    found = []
+    if level == "observed":
+        found += _header_violations(received, response_pointer, declared)
+    found += _body_violations(received, response_pointer, declared, level, (method, path))
+    return found
+
+
+def assert_matches_contract(
+    response: ContractResponse | Triple,
+    *,
+    operation: tuple[str, str] = ("post", "/ocr"),
+    level: Level = "observed",
+) -> None:
+    """Assert that `response` is one the contract allows for `operation` (see `find_violations`).
+
+    The default level is ``observed``: the response must be what the live service answers, down
+    to its headers and messages; ``level="documented"`` checks only what the vendor documents.
+    Raises AssertionError, with a readable account of what was received and which clause of the
+    contract failed, when the response does not match.
+    """
+    found = find_violations(response, operation=operation, level=level)
+    if found:
+        where = f"{operation[0].upper()} {operation[1]}"
+        raise AssertionError(_report(where, _received(response), found))
 
 
 def find_operation(method: str, url: str) -> tuple[str, str] | None:
@@ -101,7 +157,7 @@ def find_operation(method: str, url: str) -> tuple[str, str] | None:
     parts = urlsplit(url)
     request_path = parts.path or "/"
     paths = load_spec()["paths"]
-    bases = _server_paths() if parts.netloc else (*_server_paths(), "")
+    bases = server_paths() if parts.netloc else (*server_paths(), "")
     for base in bases:
         if base and not request_path.startswith(base + "/"):
             continue
@@ -150,11 +206,6 @@ def _follow(pointer: str) -> tuple[str, Mapping[str, Any]]:
     return pointer, node
 
 
-def _operation(pointer: str) -> Mapping[str, Any]:
-    operation: Mapping[str, Any] = _resolve(pointer)
-    return operation
-
-
 def _operation_pointer(method: str, path: str) -> str:
     paths = load_spec()["paths"]
     if path not in paths or method not in paths[path]:
@@ -166,18 +217,11 @@ def _operation_pointer(method: str, path: str) -> str:
 
 
 def _response_pointer(operation_pointer: str, status: int) -> str | None:
-    responses = _operation(operation_pointer).get("responses", {})
+    responses = _resolve(operation_pointer).get("responses", {})
     for key in (str(status), f"{str(status)[0]}XX", f"{str(status)[0]}xx", "default"):
         if key in responses:
             return f"{operation_pointer}/responses/{_escape(key)}"
     return None
-
-
-@cache
-def _server_paths() -> tuple[str, ...]:
-    servers = load_spec().get("servers", [])
-    paths = {urlsplit(server["url"]).path.rstrip("/") for server in servers}
-    return tuple(sorted(paths, key=len, reverse=True))
 
 
 @cache
@@ -199,22 +243,24 @@ def _validator(schema_pointer: str) -> Draft202012Validator:
 # -- the clauses -----------------------------------------------------------------------------
 
 
-def _check_headers(
-    where: str, received: _Received, response_pointer: str, declared: Mapping[str, Any]
-) -> None:
+def _header_violations(
+    received: _Received, response_pointer: str, declared: Mapping[str, Any]
+) -> list[Violation]:
+    found = []
     for name in declared.get("headers", {}):
         header_pointer, header = _follow(f"{response_pointer}/headers/{_escape(name)}")
         value = received.headers.get(name.lower())
         if value is None:
             if header.get("required", False):
-                _fail(where, received, f"required header {name} is missing")
+                found.append(Violation(f"required header {name} is missing"))
             continue
         if "schema" in header:
             failure = _first_error(f"{header_pointer}/schema", _header_value(value, header))
             if failure is not None:
-                _fail(
-                    where, received, f"header {name}: {value!r} does not match its schema", failure
+                found.append(
+                    Violation(f"header {name}: {value!r} does not match its schema", failure)
                 )
+    return found
 
 
 def _header_value(value: str, header: Mapping[str, Any]) -> object:
@@ -230,64 +276,83 @@ def _header_value(value: str, header: Mapping[str, Any]) -> object:
     return value
 
 
-def _check_body(
-    where: str, received: _Received, response_pointer: str, declared: Mapping[str, Any]
-) -> None:
+def _body_violations(
+    received: _Received,
+    response_pointer: str,
+    declared: Mapping[str, Any],
+    level: Level,
+    operation: tuple[str, str],
+) -> list[Violation]:
     content: Mapping[str, Any] = declared.get("content", {})
     if not content and UNTYPED_BODY in declared:
-        _check_untyped_body(where, received, f"{response_pointer}/{UNTYPED_BODY}/schema")
-        return
+        return _untyped_body_violations(received, f"{response_pointer}/{UNTYPED_BODY}", level)
     if not content:
         if received.body:
-            _fail(where, received, f"a {received.status} response has no body in the contract")
-        return
+            return [Violation(f"a {received.status} response has no body in the contract")]
+        return []
     header = received.headers.get("content-type")
     media_type = _media_type(header or "")
     key = _matching_media_type(media_type, content) if media_type else None
     if key is None:
-        expected = " or ".join(content)
         found = repr(header) if header else "missing"
-        _fail(where, received, f"Content-Type is {found}, expected {expected}")
+        return [Violation(f"Content-Type is {found}, expected {' or '.join(content)}")]
+    violations = []
+    if level == "observed" and media_type == _JSON and header != _JSON:
+        # The live service's JSON responses carry exactly this value, without a charset.
+        violations.append(
+            Violation(f"Content-Type is {header!r}, the live service sends exactly {_JSON!r}")
+        )
     if "schema" not in content[key]:
-        return
+        return violations
     schema_pointer = f"{response_pointer}/content/{_escape(key)}/schema"
     if _is_json(media_type):
         try:
             body: object = json.loads(received.body)
         except ValueError as problem:
-            _fail(where, received, f"the body is not valid JSON ({problem})")
+            return [*violations, Violation(f"the body is not valid JSON ({problem})")]
     elif media_type.startswith("text/"):
         try:
             body = received.body.decode("utf-8")
         except UnicodeDecodeError:
-            _fail(where, received, "the text body is not valid UTF-8")
+            return [*violations, Violation("the text body is not valid UTF-8")]
     else:
-        return  # binary content: nothing a JSON Schema can say about its bytes
+        return violations  # binary content: nothing a JSON Schema can say about its bytes
     failure = _first_error(schema_pointer, body)
     if failure is not None:
-        _fail(
-            where,
-            received,
-            f"the body does not match the schema at #{_schema_ref(schema_pointer)}",
-            failure,
-        )
+        clause = f"the body does not match the schema at #{_schema_ref(schema_pointer)}"
+        return [*violations, Violation(clause, failure)]
+    if level == "observed":
+        violations += _message_violations(received.status, body, operation)
+    return violations
 
 
-def _check_untyped_body(where: str, received: _Received, schema_pointer: str) -> None:
-    # A body the service sends without any media type (the 405): no Content-Type may come
-    # with it, and the text must match the schema given beside the response.
+def _untyped_body_violations(received: _Received, pointer: str, level: Level) -> list[Violation]:
+    # A body the live service sends without any media type (the 405). The docs say nothing of
+    # it: only the observed level holds a server to sending no Content-Type.
     header = received.headers.get("content-type")
-    if header is not None:
-        _fail(
-            where, received, f"Content-Type is {header!r}, the contract sends this body without one"
+    found = []
+    if level == "observed" and header is not None:
+        found.append(
+            Violation(f"Content-Type is {header!r}, the contract sends this body without one")
         )
     try:
         text = received.body.decode("utf-8")
     except UnicodeDecodeError:
-        _fail(where, received, "the text body is not valid UTF-8")
-    failure = _first_error(schema_pointer, text)
+        return [*found, Violation("the text body is not valid UTF-8")]
+    failure = _first_error(f"{pointer}/schema", text)
     if failure is not None:
-        _fail(where, received, f"the body does not match the schema at #{schema_pointer}", failure)
+        found.append(Violation(f"the body does not match the schema at #{pointer}/schema", failure))
+    return found
+
+
+def _message_violations(status: int, body: object, operation: tuple[str, str]) -> list[Violation]:
+    message = body.get("error") if isinstance(body, Mapping) else None
+    patterns = documented_messages(status, operation)
+    if not isinstance(message, str) or not patterns:
+        return []
+    if any(pattern.fullmatch(message) for pattern in patterns):
+        return []
+    return [Violation(f"error {message!r} is not a message openapi.yaml documents for {status}")]
 
 
 def _schema_ref(schema_pointer: str) -> str:
@@ -312,7 +377,7 @@ def _matching_media_type(media_type: str, content: Mapping[str, Any]) -> str | N
 
 
 def _is_json(media_type: str) -> bool:
-    return media_type == "application/json" or media_type.endswith("+json")
+    return media_type == _JSON or media_type.endswith("+json")
 
 
 def _first_error(schema_pointer: str, instance: object) -> ValidationError | None:
@@ -328,24 +393,30 @@ def _error_order(error: ValidationError) -> tuple[int, str]:
 # -- reporting -------------------------------------------------------------------------------
 
 
-def _fail(
-    where: str, received: _Received, clause: str, error: ValidationError | None = None
-) -> NoReturn:
+def _location(error: ValidationError) -> str:
+    path = "".join(
+        f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
+    )
+    return f"${path}" if path else ""
+
+
+def _report(where: str, received: _Received, found: list[Violation]) -> str:
+    first = found[0]
     lines = [
-        f"response does not match openapi.yaml for {where}: {clause}",
+        f"response does not match openapi.yaml for {where}: {first.clause}",
         f"  status: {received.status}",
         f"  content-type: {received.headers.get('content-type', '(none)')}",
     ]
-    if error is not None:
-        location = "".join(
-            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
-        )
+    if first.error is not None:
+        location = _location(first.error)
+        message = first.error.message
         lines += [
-            f"  error at ${location}: {error.message}" if location else f"  error: {error.message}",
-            f"  schema rule: {'/'.join(str(part) for part in error.absolute_schema_path)}",
+            f"  error at {location}: {message}" if location else f"  error: {message}",
+            f"  schema rule: {'/'.join(str(part) for part in first.error.absolute_schema_path)}",
         ]
+    lines += [f"  also: {violation}" for violation in found[1:]]
     lines += ["  received body:", _indent(_pretty(received.body))]
-    raise AssertionError("\n".join(lines))
+    return "\n".join(lines)
 
 
 def _pretty(body: bytes) -> str:

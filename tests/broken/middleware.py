@@ -19,7 +19,7 @@ from werkzeug.http import parse_options_header
 from werkzeug.wrappers import Request, Response
 
 from mockserver import errors
-from mockserver.web import cors_headers
+from mockserver.contract import cors_headers
 
 API_PREFIX = "/api/v1"
 Change = Callable[[Request, Response], None]

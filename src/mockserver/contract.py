@@ -145,7 +145,7 @@ def documented_messages(
     variable = {  # example name -> (its sample value, the pattern of any value)
         "monthlyLimit": (_MONTHLY_USAGE, r"used \d+ of \d+"),
         "fileTooLargeForPlan": (_PLAN_SIZE, f"(?:{sizes})MB"),
-        "unsupportedType": (re.escape(_SAMPLE_TYPE), ".+"),
+        "unsupportedType": (re.escape(_SAMPLE_TYPE), ".*"),  # the empty type too
     }
     patterns = []
     for name, example in _examples(status, operation).items():

@@ -258,6 +258,12 @@ def test_concurrency_is_opt_in_against_a_live_target(
     args = ("--base-url", live.url, "--itsocr-token", FREE.token, "-k", "simultaneous")
     _, off = run_suite(pytester, *args)
     assert any("--itsocr-concurrency" in r for r in clauses(off)["quota.concurrency"]["reasons"])
+    _, short = run_suite(pytester, *args, "--itsocr-concurrency", "8", "--itsocr-allow-exhaust")
+    assert clauses(short)["quota.concurrency"]["reasons"] == [
+        "the race needs 15 billable requests (7 to spend the token down to 3 images left, 8 at "
+        "once), 10 left: from a fresh token pass --itsocr-budget 18 (the limit + the burst)"
+    ]
+    assert short["requestsWithToken"] == 0
     # From a fresh token the clause spends it down to 3 images left, then fires 8 at once:
     # a budget of the limit + the burst.
     result, report = run_suite(

@@ -24,12 +24,18 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import pytest
 
 RACE_LEFT = 3  # images left on the token when the concurrency burst starts
 _USED = re.compile(r"used (\d+) of (\d+)")
 _LIMIT_REACHED = "Monthly limit reached"
+
+
+def utc_month() -> str:
+    """The current UTC calendar month, ``YYYY-MM``: the period a quota counts in."""
+    return datetime.now(UTC).strftime("%Y-%m")
 
 
 def race_left(concurrency: int) -> int:
@@ -56,6 +62,7 @@ class Budget:
     requests: int = 0  # every POST /ocr sent with the user's token
     spent: int = 0  # those answered 200: the quota actually consumed
     used_up: tuple[int, int] | None = None  # (used, limit) of the first monthly-limit 429
+    month: str = field(default_factory=utc_month)  # the UTC month the run started in
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property

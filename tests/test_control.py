@@ -663,6 +663,22 @@ def test_add_fixture_for_one_prompt(
     assert len(control.list_fixtures()) == 1
 
 
+def test_run_time_fixture_prompts_match_as_directory_ones_do(
+    control: MockControl, ocr: Callable[..., requests.Response], png: bytes
+) -> None:
+    """One rule for every fixture: exactly or, failing that, ignoring case and runs of
+    whitespace (the rule of `NAME.prompts.yaml`); an exact variant wins over a loose one."""
+    control.add_fixture(png, "LOOSE", prompt="Only the total", name="receipt")
+    control.add_fixture(png, "ANY PROMPT", name="receipt")
+    for sent in ("only the total", "ONLY  THE\tTOTAL", "  Only the   total  "):
+        assert ocr(data={"prompt": sent}).json()["text"] == "LOOSE", sent
+    assert ocr(data={"prompt": "only the totals"}).json()["text"] == "ANY PROMPT"
+    control.add_fixture(png, "EXACT", prompt="only the total", name="receipt")
+    assert ocr(data={"prompt": "only the total"}).json()["text"] == "EXACT"
+    assert ocr(data={"prompt": "Only the total"}).json()["text"] == "LOOSE"
+    assert [entry["fixture"] for entry in control.requests()] == ["receipt"] * 6
+
+
 def test_add_fixture_errors(url: str, png: bytes) -> None:
     post = requests.post
     image = {"image": ("x.png", png, "image/png")}

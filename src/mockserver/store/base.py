@@ -115,7 +115,9 @@ class StateStore(Protocol):
         """Register (or replace) the text returned for an image, optionally for one prompt."""
 
     def find_fixture(self, sha256: str, prompt: str) -> tuple[str, str] | None:
-        """(name, text) registered for the image with that prompt, else without one, else None."""
+        """(name, text) registered for the image with a prompt `prompt` matches (exactly or,
+        failing that, ignoring case and runs of whitespace: `fixtures.matching_prompt`), else
+        registered without one, else None."""
 
     def list_fixtures(self) -> list[Mapping[str, Any]]:
         """Fixtures registered at run time."""

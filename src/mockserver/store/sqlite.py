@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from mockserver.fixtures import matching_prompt
 from mockserver.turns import no_waiting, waiting
 
 try:
@@ -500,15 +501,18 @@ class Store:
             )
 
     def find_fixture(self, sha256: str, prompt: str) -> tuple[str, str] | None:
-        """(name, text) registered for the image with that prompt, else without one, else None."""
-        # Chosen here rather than with ORDER BY, which costs SQLite a temporary b-tree: ten
-        # times the price of this primary-key lookup, on every OCR request.
-        rows = self._read(
-            "SELECT prompt, name, text FROM fixtures WHERE sha256 = ? AND prompt IN (?, '')",
-            (sha256, prompt),
-        )
-        best = max(rows, key=lambda row: row[0] == prompt, default=None)
-        return (best[1], best[2]) if best else None
+        """(name, text) registered for the image with a prompt `prompt` matches (as
+        `matching_prompt` has it), else without one, else None."""
+        # Every prompt of the image (a primary-key prefix: a few rows), chosen here with the
+        # rule directory fixtures follow too; no ORDER BY, which costs SQLite a temporary b-tree.
+        rows = {
+            row[0]: (row[1], row[2])
+            for row in self._read(
+                "SELECT prompt, name, text FROM fixtures WHERE sha256 = ?", (sha256,)
+            )
+        }
+        variant = matching_prompt(prompt, rows)
+        return rows.get(variant if variant is not None else "")
 
     def list_fixtures(self) -> list[Mapping[str, Any]]:
         """Fixtures registered at run time."""

@@ -8,6 +8,7 @@ where the exact status and body of a mistake matter; its effect is then observed
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import subprocess
 import sys
@@ -819,15 +820,37 @@ def test_prefer_code_answers_that_status(
 
 
 @pytest.mark.parametrize(
-    "prefer", ["code=418", "code=200", "code=abc", "respond-async; code=500", "return=minimal"]
+    ("prefer", "hinted"),
+    [
+        ("code=418", True),
+        ("code=200", False),  # asking for the normal answer is no mistake
+        ("code=abc", True),
+        ("respond-async; code=500", False),  # a parameter of another preference
+        ("return=minimal", False),
+    ],
 )
 def test_prefer_anything_else_is_ignored(
-    control: MockControl, ocr: Callable[..., requests.Response], prefer: str
+    control: MockControl,
+    ocr: Callable[..., requests.Response],
+    caplog: pytest.LogCaptureFixture,
+    prefer: str,
+    hinted: bool,
 ) -> None:
+    """An ignored code is the request's hint: journalled, and logged after its access line."""
+    caplog.set_level(logging.INFO, logger="itsocr_mock")
     answer = ocr(headers={"Prefer": prefer})
     assert answer.status_code == 200
     assert "Preference-Applied" not in answer.headers
     assert control.get_usage(FREE.id)["imagesUsed"] == 1
+    [entry] = control.requests()
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("itsocr_mock")]
+    if hinted:
+        assert entry["hint"].startswith(f"ignored `Prefer: {prefer}`")
+        assert logged[0].startswith("POST /api/v1/ocr 200")
+        assert logged[1] == f"hint: {entry['hint']}"
+    else:
+        assert entry["hint"] is None
+        assert not [line for line in logged if line.startswith("hint:")]
 
 
 def test_prefer_among_other_preferences(

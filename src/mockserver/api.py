@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, Response, current_app, redirect, request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
@@ -32,16 +30,16 @@ URLENCODED_HINT = (
 UNREADABLE_BODY = "itsocr_mock.unreadable_body"  # environ key: the body broke HTTP's framing
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
-log = logging.getLogger("itsocr_mock")
 
 
 @api.route("/ocr", methods=["POST"], provide_automatic_options=False)
 def ocr() -> Response:
     """`POST /api/v1/ocr`: the OCR endpoint."""
-    # Stamped by the backend with the mock's clock, which may be frozen.
-    entry = JournalEntry(time="", method="POST", path=request.path)
+    preferred, ignored = preferred_status()
+    # Stamped by the backend with the mock's clock, which may be frozen; an ignored `Prefer`
+    # is a hint of the request, logged and journalled with it like any other.
+    entry = JournalEntry(time="", method="POST", path=request.path, hint=ignored)
     authorization = request.headers.get("Authorization")
-    preferred = preferred_status()
     if preferred is not None:
         failure = current_backend().preferred_failure(preferred, authorization, entry)
         response = json_response(failure.to_json(), failure.status)
@@ -51,33 +49,34 @@ def ocr() -> Response:
     return json_response(result.to_json())
 
 
-def preferred_status() -> int | None:
-    """The status a ``Prefer: code=NNN`` header asks for, while the control API is on.
+def preferred_status() -> tuple[int | None, str | None]:
+    """The status a ``Prefer: code=NNN`` header asks for, while the control API is on, and
+    the hint for a code it ignored.
 
     In the spirit of Prism's override, for client developers who cannot reach the control
     API: the request is answered that status with its live message, and nothing else happens.
     Only statuses with a live message (`OVERRIDE_STATUSES`) can be asked for; any other is
-    ignored, as RFC 7240 asks of a server that cannot honour a preference, and the log says
-    so. Without the header (or with the control API off) the mock is the live service.
+    ignored, as RFC 7240 asks of a server that cannot honour a preference, and the request's
+    hint says so. Without the header (or with the control API off) the mock is the live service.
     """
     # Most requests have no Prefer header: looked up in the environ, it costs nothing.
     if "HTTP_PREFER" not in request.environ or not current_app.config["ITSOCR_SETTINGS"].control:
-        return None
+        return None, None
+    ignored = None
     for preference in ",".join(request.headers.getlist("Prefer")).split(","):
         name, _, value = preference.split(";")[0].partition("=")
         if name.strip().lower() != "code":
             continue
         code = value.strip().strip('"')
         if code.isascii() and code.isdigit() and int(code) in OVERRIDE_STATUSES:
-            return int(code)
+            return int(code), None
         if code != "200":  # asking for the normal answer is not a mistake
-            log.warning(
-                "hint: ignored `Prefer: code=%s`: the mock can answer %s this way; the request "
-                "was handled as usual",
-                for_log(code),
-                ", ".join(map(str, OVERRIDE_STATUSES)),
+            can = ", ".join(map(str, OVERRIDE_STATUSES))
+            ignored = (
+                f"ignored `Prefer: code={for_log(code)}`: the mock can answer {can} this way; "
+                "the request was handled as usual"
             )
-    return None
+    return None, ignored
 
 
 @api.route("/ocr", methods=["OPTIONS"], provide_automatic_options=False)

@@ -381,7 +381,9 @@ class Backend(MockState):
     ) -> None:
         entry.status = status
         entry.error = abbreviated(error) if error is not None else None
-        entry.hint = abbreviated(hint) if hint is not None else None
+        # A hint the HTTP layer gave the entry (an ignored `Prefer`) stays, the request's added.
+        joined = "; ".join(filter(None, (entry.hint, hint))) or None
+        entry.hint = abbreviated(joined) if joined is not None else None
         entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
 
 

@@ -20,7 +20,10 @@ from typing import Any
 
 import pytest
 import requests
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from mockserver import __version__, errors
 from mockserver.app import create_app
@@ -98,6 +101,8 @@ def test_health(control: MockControl) -> None:
     }
     demos = [(demo.id, demo.plan, demo.token) for demo in DEMO_ACCOUNTS]
     assert [(a["id"], a["plan"], a["token"]) for a in health["demoAccounts"]] == demos
+    assert health["control"] is True
+    assert list(_schema_errors("Health", health)) == []
 
 
 def test_reset_restores_a_fresh_state(
@@ -872,8 +877,36 @@ def uncontrolled_mock() -> Iterator[InProcessServer]:
         yield server
 
 
+def _schema_errors(name: str, instance: object) -> Iterator[str]:
+    resource: Resource[Any] = Resource.from_contents(
+        dict(CONTROL_SPEC), default_specification=DRAFT202012
+    )
+    registry: Registry[Any] = Registry().with_resource("urn:control", resource)
+    schema = {"$ref": f"urn:control#/components/schemas/{name}"}
+    for error in Draft202012Validator(schema, registry=registry).iter_errors(instance):
+        yield error.message
+
+
+def test_without_control_only_a_read_only_health_check_answers(
+    uncontrolled_mock: InProcessServer,
+) -> None:
+    """Something for docker-compose or CI to poll, with nothing a client could use: no
+    tokens, no state path; validated against openapi-control.yaml."""
+    answer = requests.get(uncontrolled_mock.url + "/_mock/health", timeout=10)
+    assert answer.status_code == 200
+    health = answer.json()
+    assert (health["status"], health["control"], health["version"]) == ("ok", False, __version__)
+    assert set(health) == {"status", "version", "control", "clock", "plans"}
+    assert "itsocr_" not in answer.text
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert list(_schema_errors("Health", health)) == []
+    for method in ("POST", "PUT", "DELETE"):
+        refused = requests.request(method, uncontrolled_mock.url + "/_mock/health", timeout=10)
+        assert refused.status_code == 405
+
+
 def test_without_control_there_is_no_mock_api(uncontrolled_mock: InProcessServer) -> None:
-    for path in ("/_mock/health", "/_mock/accounts", "/_mock"):
+    for path in ("/_mock/accounts", "/_mock", "/_mock/", "/_mock/health/", "/_mock/reset"):
         answer = requests.get(uncontrolled_mock.url + path, timeout=10)
         assert answer.status_code == 404
         assert answer.headers["Content-Type"].startswith("text/plain")  # as on the live service

@@ -241,6 +241,15 @@ def test_from_the_environment(itsocr_mock):
     run(pytester, "--strict-markers").assert_outcomes(passed=2)
 
 
+def test_a_mock_without_its_control_api_is_a_clear_error(pytester: pytest.Pytester) -> None:
+    """Its health check answers (--no-control keeps it), but the fixture cannot reset it."""
+    pytester.makepyfile("def test_needs_the_mock(itsocr_mock):\n    pass\n")
+    with InProcessServer(Settings(state=":memory:", control=False)) as uncontrolled:
+        result = run(pytester, "--itsocr-mock-url", uncontrolled.url)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*runs without its control API (--no-control*"])
+
+
 def test_a_mock_that_is_not_running_is_a_clear_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """

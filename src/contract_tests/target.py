@@ -130,7 +130,7 @@ class Target:
 def _probe(client: MockControl) -> str | None:
     """None when the control API answers its health check, else why not (for skip reasons)."""
     try:
-        healthy = client.health().get("status") == "ok"
+        health = client.health()
     except ControlApiError as error:
         if error.status == 401:
             return (
@@ -140,4 +140,8 @@ def _probe(client: MockControl) -> str | None:
         return f"no control API: GET {client.url}/health answered {error.status}"
     except (requests.RequestException, TypeError) as error:
         return f"no control API at {client.url} ({type(error).__name__})"
-    return None if healthy else f"no control API: {client.url}/health is not an itsOCR mock's"
+    if health.get("status") != "ok":
+        return f"no control API: {client.url}/health is not an itsOCR mock's"
+    if health.get("control") is False:  # a production-like mock answers its health check only
+        return f"no control API: the mock at {client.url} runs without one (--no-control)"
+    return None

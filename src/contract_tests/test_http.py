@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import requests
 
 from contract_tests.harness import Contract, upload
 from contract_tests.images import make_image
@@ -81,6 +82,22 @@ def test_trailing_slash_redirects(contract: Contract) -> None:
     if reply.status != 308 or location not in (expected, urlsplit(expected).path):
         contract.fail(
             reply, f"expected 308 to {expected}, received {reply.status} to {location or 'nowhere'}"
+        )
+
+
+@pytest.mark.clause("http.unknown-path", level="observed")
+def test_paths_are_matched_as_sent(contract: Contract) -> None:
+    """`//api/v1/ocr` (an empty segment) is an unknown path, not the endpoint: 404. Sent
+    without a token, so that a server that merges the slashes answers 401 and bills nothing."""
+    api = urlsplit(contract.suite.target.ocr_url)
+    url = urlunsplit((api.scheme, api.netloc, "/" + api.path, "", ""))
+    reply = contract.send(
+        requests.Request("POST", url).prepare(), "/ocr", "POST //…/ocr, no token, no body"
+    )
+    reply.checked = True  # not an operation of the spec: checked here
+    if reply.status != 404:
+        contract.fail(
+            reply, f"status: expected 404 for {urlsplit(url).path}, received {reply.status}"
         )
 
 

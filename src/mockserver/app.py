@@ -15,7 +15,7 @@ from mockserver import errors
 from mockserver.api import OCR_PATH, UNREADABLE_BODY, api
 from mockserver.backend import Backend
 from mockserver.connection import client_socket, discard_body
-from mockserver.control import control
+from mockserver.control import control, health_only
 from mockserver.control_access import guard, is_control_path
 from mockserver.fixtures import FixtureCatalogue
 from mockserver.settings import Settings
@@ -46,6 +46,8 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     if settings.control:
         app.register_blueprint(control)
         app.before_request(_guard_control)
+    else:
+        app.register_blueprint(health_only)
     _register_error_handlers(app)
     app.after_request(_linger_on_unread_body)
     return app

@@ -61,26 +61,42 @@ def no_store(response: Response) -> Response:
 @control.get("/health")
 def health() -> Response:
     """Whether this is a running itsOCR mock, and what it serves."""
-    backend = current_backend()
-    return json_response(
-        {
-            "status": "ok",
-            "version": __version__,
-            "state": backend.store.path,
-            "clock": _clock_json(),
-            "plans": {
-                plan.name: {
-                    "title": plan.title,
-                    "imagesPerMonth": plan.images_per_month,
-                    "maxFileSizeBytes": plan.max_file_size,
-                }
-                for plan in plans().values()
-            },
-            "demoAccounts": [
-                {"id": demo.id, "plan": demo.plan, "token": demo.token} for demo in DEMO_ACCOUNTS
-            ],
-        }
-    )
+    body = _public_health()
+    body["state"] = current_backend().store.path
+    body["demoAccounts"] = [
+        {"id": demo.id, "plan": demo.plan, "token": demo.token} for demo in DEMO_ACCOUNTS
+    ]
+    return json_response(body)
+
+
+# With the control API off (`--no-control`), a production-like mock still answers its health
+# check, so that docker-compose or CI has something to poll -- read-only, and without what a
+# client could use against it: no tokens, no state path. The rest of /_mock stays a 404.
+health_only = Blueprint("health_only", __name__, url_prefix="/_mock")
+health_only.after_request(no_store)
+
+
+@health_only.get("/health")
+def public_health() -> Response:
+    """The health check of a mock without a control API."""
+    return json_response(_public_health())
+
+
+def _public_health() -> dict[str, object]:
+    return {
+        "status": "ok",
+        "version": __version__,
+        "control": current_app.config["ITSOCR_SETTINGS"].control,
+        "clock": _clock_json(),
+        "plans": {
+            plan.name: {
+                "title": plan.title,
+                "imagesPerMonth": plan.images_per_month,
+                "maxFileSizeBytes": plan.max_file_size,
+            }
+            for plan in plans().values()
+        },
+    }
 
 
 @control.post("/reset")

@@ -145,6 +145,13 @@ def _connect(url: str, admin_token: str | None, reset: Callable[[], None] | None
             f"it has one, or drop {URL_OPTION} to use an in-process mock.",
             pytrace=False,
         )
+    if health.get("control") is False:
+        control.close()
+        pytest.fail(
+            f"itsocr_mock: the mock at {url} runs without its control API (--no-control, or "
+            "ITSOCR_MOCK_CONTROL=0); the fixture needs it to reset and arrange the mock",
+            pytrace=False,
+        )
     demo_tokens = {demo["plan"]: demo["token"] for demo in health["demoAccounts"]}
     return ItsocrMock(url, control, reset or control.reset, demo_tokens)
 

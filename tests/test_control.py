@@ -491,6 +491,7 @@ def test_fault_fails_the_next_requests_without_consuming_quota(
         "times": 2,
         "account": None,
         "drop": False,
+        "countsUsage": False,
     }
     assert_api_error(ocr(), 500, OCR_FAILED)
     assert [f["times"] for f in control.list_faults()] == [1]

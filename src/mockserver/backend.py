@@ -78,6 +78,8 @@ __all__ = [  # the pipeline's own names, and (for callers written before the spl
 log = logging.getLogger("itsocr_mock")
 access_log = logging.getLogger("itsocr_mock.access")
 
+DROPPED = "connection dropped by a fault rule"  # the journal's error for a dropped request
+
 
 @dataclass(frozen=True)
 class Upload:
@@ -212,11 +214,14 @@ class Backend(MockState):
             result = self._ocr(authorization, read_upload, entry, started)
             journalled = result.file_size > 0  # counted, and journalled with its count
             return result
+        except errors.CountedFailure as counted:  # already finished (and maybe journalled)
+            journalled = counted.journalled
+            raise counted.failure from None
         except errors.ApiError as failure:
             self._finish(entry, started, failure.status, failure.error, failure.hint)
             raise
         except errors.ConnectionDropped:
-            self._finish(entry, started, 0, "connection dropped by a fault rule", None)
+            self._finish(entry, started, 0, DROPPED, None)
             raise
         except Exception as failure:  # answered as the live 500 by the HTTP layer
             self._finish(entry, started, 500, errors.UnexpectedError.message, repr(failure))
@@ -265,7 +270,11 @@ class Backend(MockState):
     ) -> OcrResult:
         self._describe(entry, upload)
         self.validate(principal, upload)
-        recognition = self.recognise(principal, upload, overrides)
+        try:
+            recognition = self.recognise(principal, upload, overrides)
+        except errors.CountedFailure as counted:
+            self._count_failed(counted, principal, upload, entry, started, period)
+            raise
         entry.fixture = recognition.fixture
         result = OcrResult(  # built before the count: nothing may fail once it is counted
             id=str(uuid.uuid4()),
@@ -340,14 +349,39 @@ class Backend(MockState):
         if fault.delay_ms:
             with waiting():  # others are served meanwhile (turns.py)
                 time.sleep(fault.delay_ms / 1000)
+        failure: errors.ApiError | errors.ConnectionDropped
         if fault.drop_connection:
-            raise errors.ConnectionDropped()
-        if fault.status is not None:
+            failure = errors.ConnectionDropped()
+        elif fault.status is not None:
             failure = self.error_for_status(fault.status, principal)
             if fault.error:
                 failure.error = fault.error
             failure.hint = f"fault rule {fault.id}"
-            raise failure
+        else:
+            return  # a delay only
+        raise errors.CountedFailure(failure) if fault.counts_usage else failure
+
+    def _count_failed(
+        self,
+        counted: errors.CountedFailure,
+        principal: Principal,
+        upload: Upload,
+        entry: JournalEntry,
+        started: float,
+        period: str,
+    ) -> None:
+        """Count the image of a request a `countsUsage` fault rule fails, and journal it with
+        its failure, in one transaction (as a success is); an empty file is not counted."""
+        failure = counted.failure
+        if isinstance(failure, errors.ApiError):
+            status, error, hint = failure.status, failure.error, failure.hint
+        else:
+            status, error, hint = 0, DROPPED, None
+        hint = f"{hint or 'a fault rule'}: the image was counted first (countsUsage)"
+        self._finish(entry, started, status, error, hint)
+        counted.journalled = upload.size > 0 and self.store.count_image(
+            principal.account.id, period, principal.plan.images_per_month, upload.size, entry
+        )
 
     def error_for_status(self, status: int, principal: Principal | None = None) -> errors.ApiError:
         """The live service's error for a status, for fault rules and ``Prefer: code=``."""

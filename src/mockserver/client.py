@@ -153,11 +153,14 @@ class MockControl:
         times: int | None = None,
         account: str | None = None,
         drop: bool = False,
+        counts_usage: bool = False,
         **fields: Any,
     ) -> dict[str, Any]:
         """A fault rule for the next `times` OCR requests (all, or one account's; every one
         until deleted when `times` is None): wait `delay_ms`, then answer `status` with the
-        live message (or `error`), or `drop` the connection. Returns the rule with its id.
+        live message (or `error`), or `drop` the connection. With `counts_usage` (status 500 or
+        `drop` only), the image is counted first, as the live service may count one and then
+        fail. Returns the rule with its id.
 
         `fields` are sent as they are, in the wire's spelling (``delayMs=250`` works too).
         """
@@ -168,6 +171,7 @@ class MockControl:
             "times": times,
             "account": account,
             "drop": drop or None,
+            "countsUsage": counts_usage or None,
         }
         body = {key: value for key, value in rule.items() if value is not None}
         return self._object("POST", "/faults", {**body, **fields})

@@ -44,7 +44,7 @@ class PayloadTooLarge(ControlError):
     status = 413
 
 
-_FAULT_FIELDS = ("status", "error", "delayMs", "times", "account", "drop")
+_FAULT_FIELDS = ("status", "error", "delayMs", "times", "account", "drop", "countsUsage")
 _FIXTURE_FIELDS = ("image", "text", "prompt", "name")
 
 
@@ -235,6 +235,7 @@ def add_fault() -> Response:
         times=_integer(body, "times"),
         account_id=_string(body, "account"),
         drop=bool(_boolean(body, "drop")),
+        counts_usage=bool(_boolean(body, "countsUsage")),
     )
     return json_response(_fault_json(current_backend().add_fault(rule)), 201)
 
@@ -513,6 +514,7 @@ def _fault_json(fault: FaultRow) -> dict[str, object]:
         "times": fault.remaining,
         "account": fault.account_id,
         "drop": fault.drop_connection,
+        "countsUsage": fault.counts_usage,
         "createdAt": fault.created_at,
     }
 

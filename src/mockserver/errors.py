@@ -130,6 +130,19 @@ class ConnectionDropped(Exception):
     """A fault rule asked for the connection to be closed without any response."""
 
 
+class CountedFailure(Exception):
+    """A fault rule's failure that comes after the image was counted (``countsUsage``).
+
+    The backend counts the image, then the client gets `failure`; `journalled` tells whether
+    the count (and with it the journal entry) was written.
+    """
+
+    def __init__(self, failure: ApiError | ConnectionDropped) -> None:
+        self.failure = failure
+        self.journalled = False
+        super().__init__(str(failure))
+
+
 # The control API (/_mock): {"error": ...} with a 4xx status
 
 

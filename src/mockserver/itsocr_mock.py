@@ -99,11 +99,14 @@ class ItsocrMock:
         *,
         account: Account | str | None = None,
         error: str | None = None,
+        counts_usage: bool = False,
     ) -> None:
         """Make the next `times` OCR calls (of all accounts, or one) fail with `status`.
 
         They answer the live service's message for that status (or `error`) after `delay_ms`;
-        failures never consume quota. ``status=200`` with a delay makes calls slow, not fail.
+        failures consume no quota, unless `counts_usage` (with status 500): the image is then
+        counted before the 500, as the live service may do -- for testing a client's retries.
+        ``status=200`` with a delay makes calls slow, not fail.
         """
         self.control.add_fault(
             None if status == 200 else status,  # the control API's "no failure, only a delay"
@@ -111,6 +114,7 @@ class ItsocrMock:
             delay_ms=delay_ms,
             times=times,
             account=account_id(account) if account is not None else None,
+            counts_usage=counts_usage,
         )
 
     def add_fixture(self, image: bytes | Path, text: str, prompt: str | None = None) -> None:

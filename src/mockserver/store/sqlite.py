@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS usage (
 CREATE TABLE IF NOT EXISTS faults (
     id TEXT PRIMARY KEY, account_id TEXT, status INTEGER, error TEXT,
     delay_ms INTEGER NOT NULL DEFAULT 0, remaining INTEGER, drop_connection INTEGER NOT NULL,
-    created_at TEXT NOT NULL);
+    created_at TEXT NOT NULL, counts_usage INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS fixtures (
     sha256 TEXT NOT NULL, prompt TEXT NOT NULL, name TEXT NOT NULL, text TEXT NOT NULL,
     media_type TEXT, PRIMARY KEY (sha256, prompt));
@@ -153,6 +153,7 @@ class FaultRow:
     remaining: int | None
     drop_connection: bool
     created_at: str
+    counts_usage: bool = False  # the image is counted before the rule fails the request
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,7 @@ class Store:
             self._connection().executescript(_SCHEMA)
         with self.transaction() as db:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+            _add_missing_columns(db)
 
     # -- connections ------------------------------------------------------------------------
 
@@ -449,18 +451,18 @@ class Store:
 
     def add_fault(self, fault: FaultRow) -> None:
         """Store a fault rule."""
+        row = asdict(fault)
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO faults VALUES (?, ?, ?, ?, ?, ?, ?, ?)", tuple(asdict(fault).values())
+                f"INSERT INTO faults ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",  # noqa: S608 - the dataclass's field names
+                tuple(row.values()),
             )
 
     def list_faults(self) -> list[FaultRow]:
         """Fault rules in the order they apply (the order they were added in)."""
         # By rowid, not created_at: the mock's clock may have been moved between two rules.
         rows = self._read("SELECT * FROM faults ORDER BY rowid")
-        return [
-            FaultRow(**{**row, "drop_connection": bool(row["drop_connection"])}) for row in rows
-        ]
+        return [_fault_row(row) for row in rows]
 
     def delete_faults(self, fault_id: str | None = None) -> int:
         """Delete one fault rule, or all of them; returns how many went."""
@@ -486,7 +488,7 @@ class Store:
                 db.execute("DELETE FROM faults WHERE id = ?", (row["id"],))
             elif row["remaining"] is not None:
                 db.execute("UPDATE faults SET remaining = remaining - 1 WHERE id = ?", (row["id"],))
-        return FaultRow(**{**row, "drop_connection": bool(row["drop_connection"])})
+        return _fault_row(row)
 
     # -- fixtures registered at run time ------------------------------------------------------
 
@@ -565,3 +567,24 @@ class Store:
         """Forget every journalled request."""
         with self.transaction() as db:
             db.execute("DELETE FROM journal")
+
+
+def _fault_row(row: sqlite3.Row) -> FaultRow:
+    flags = {
+        "drop_connection": bool(row["drop_connection"]),
+        "counts_usage": bool(row["counts_usage"]),
+    }
+    return FaultRow(**{**dict(row), **flags})
+
+
+# Columns added since schema version 1, by table: a state file written by an older version
+# gains them (with their defaults) when opened, so that it keeps working.
+_ADDED_COLUMNS = {"faults": {"counts_usage": "INTEGER NOT NULL DEFAULT 0"}}
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    for table, columns in _ADDED_COLUMNS.items():
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for name, declaration in columns.items():
+            if name not in present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")

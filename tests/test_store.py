@@ -29,7 +29,9 @@ def open_files(path: Path) -> int:
     return count
 
 
-def use_in_threads(store: Store, threads: int, *, keep_alive: threading.Event | None) -> None:
+def use_in_threads(
+    store: Store, threads: int, *, keep_alive: threading.Event | None
+) -> list[threading.Thread]:
     """Read the store from `threads` threads at once (each opens its own connection)."""
     opened = threading.Barrier(threads + 1)
 
@@ -39,9 +41,11 @@ def use_in_threads(store: Store, threads: int, *, keep_alive: threading.Event | 
         if keep_alive is not None:
             keep_alive.wait(timeout=10)
 
-    for _ in range(threads):
-        threading.Thread(target=read, daemon=True).start()
+    started = [threading.Thread(target=read, daemon=True) for _ in range(threads)]
+    for thread in started:
+        thread.start()
     opened.wait(timeout=10)
+    return started
 
 
 def test_close_closes_the_connections_of_every_thread(tmp_path: Path) -> None:
@@ -62,10 +66,8 @@ def test_the_connections_of_ended_threads_do_not_pile_up(tmp_path: Path) -> None
     state = tmp_path / "state.sqlite3"
     store = Store(state)
     for _ in range(20):  # Werkzeug's server runs each request in a thread of its own
-        use_in_threads(store, 2, keep_alive=None)
-        for thread in threading.enumerate():
-            if thread is not threading.current_thread() and thread.daemon:
-                thread.join(timeout=10)
+        for thread in use_in_threads(store, 2, keep_alive=None):  # not other tests' threads
+            thread.join(timeout=10)
     # 40 threads came and went: an ended thread's connection is closed when the next opens.
     # (SQLite may keep a closed connection's descriptor for reuse while others are open.)
     assert open_files(state) <= 10  # not one per thread that ever used it

@@ -13,7 +13,9 @@ Measured (medians of `--runs` runs; floor and mock alternate so that both see th
   (`mockserver.testing.InProcessServer().start()` to its first 200);
 - 20 MiB uploads at 2 connections: req/s and the peak RSS (VmHWM) of each worker;
 - a 60 MiB upload: time to the 400, worker RSS before and after, and what python-requests sees;
-- the contract suite against the mock and the default test run: wall time.
+- the contract suite against the mock and the default test run: wall time;
+- the Redis rows (`bench/redis_rows.py`): the mock on a Redis state next to the SQLite one, and
+  two Redis-backed mocks on one Redis against one (needs Debian's `redis-server`).
 
 Needs only the kit's own dependencies and wrk (a load generator from the OS packages:
 ``apt-get install wrk`` or ``brew install wrk``). Linux only: RSS is read from /proc.
@@ -42,6 +44,7 @@ from measures import (
     measure_suites,
     measure_throughput,
 )
+from redis_rows import RedisResults, measure_redis, redis_table
 from report import (
     NOTES,
     load_average,
@@ -51,7 +54,7 @@ from report import (
     update_readme,
 )
 
-MEASURES = ("throughput", "startup", "uploads", "suites")
+MEASURES = ("throughput", "startup", "uploads", "suites", "redis")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     chosen = args.only or MEASURES
     results = Results()
+    redis_results: RedisResults | None = None
     load_before = load_average()
     if load_before > 0.5:
         progress(
@@ -96,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "uploads" in chosen:
             measure_big_uploads(work, results, max(1, args.runs // 2), args.seconds)
             measure_huge_upload(work, results, args.runs)
+        if "redis" in chosen:
+            redis_results = measure_redis(work, args.runs, args.seconds)
     if "suites" in chosen:
         measure_suites(results)
     command = "python bench/run.py" + (f" {' '.join(argv)}" if argv else "")
@@ -109,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "\n**Side by side** (the same 10 KB PNG, the same rounds; 1 conn.: one client "
             f"calling in sequence, as a test suite does):\n\n{side_by_side(results)}"
         )
+    if redis_results is not None:
+        report += f"\n**Redis state** (`bench/redis_rows.py`):\n\n{redis_table(redis_results)}"
     print(report)
     if args.write:
         args.write.write_text(

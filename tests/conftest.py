@@ -5,6 +5,8 @@ The server
   each test that asks for it (the one reset path, `Backend.reset`); `backend`, `api_url` and
   `ocr_url` are views of it; `images_used(account_id)` reads an account's usage this month.
 - `demo_tokens` / `demo_token`: the documented demo tokens, by plan / Free's.
+- `redis_server`: a real `redis-server` (Debian's) for the session, on a free port in a temporary
+  directory; `redis_prefix` a key prefix of the test's own in it, so tests share it safely.
 
 Requests -- every response to a documented operation is validated against openapi.yaml
 - `http`: a `requests.Session`; `api_client`: the strict one for API tests (an undocumented URL
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import json
 import socket
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,7 +45,7 @@ from mockserver.backend import DEMO_ACCOUNTS, Backend
 from mockserver.clock import period_of
 from mockserver.contract import cors_headers
 from mockserver.settings import Settings
-from mockserver.testing import InProcessServer
+from mockserver.testing import InProcessServer, RedisServer
 from mockserver.validation import Level, assert_matches_contract, find_operation
 
 PILLOW_FORMATS = images.PILLOW_FORMATS  # the allowed types this kit can draw
@@ -65,6 +68,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # -- the server ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix no other test uses: tests share the session's Redis without a flush."""
+    return f"test-{uuid.uuid4().hex[:12]}:"
 
 
 @pytest.fixture(scope="session")

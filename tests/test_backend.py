@@ -1,4 +1,7 @@
-"""The backend's rules with no HTTP: Backend + Store(":memory:") + uploads built from bytes."""
+"""The backend's rules with no HTTP: Backend + a store + uploads built from bytes.
+
+Every test runs against both implementations of the storage interface: SQLite (in memory) and
+Redis (a real redis-server, see the `redis_server` fixture)."""
 
 from __future__ import annotations
 
@@ -28,21 +31,32 @@ from mockserver.backend import (
 from mockserver.clock import parse_instant, period_of
 from mockserver.contract import max_file_size
 from mockserver.plans import MIB, get_plan
-from mockserver.store import JournalEntry, Store
+from mockserver.store import JournalEntry, StateStore, Store
+from mockserver.store.redis import RedisStore
 
 FREE, PRO, ENTERPRISE = DEMO_ACCOUNTS
 TOKEN = "itsocr_" + "a" * 32
 JANUARY = "2026-01-15T12:00:00.000Z"
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
+    """A private store of each implementation: SQLite in memory, keys of its own in Redis."""
+    if request.param == "sqlite":
+        opened: StateStore = Store(":memory:")
+    else:
+        server = request.getfixturevalue("redis_server")
+        opened = RedisStore(server.url, request.getfixturevalue("redis_prefix"))
+    yield opened
+    opened.close()
+
+
 @pytest.fixture
-def backend() -> Iterator[Backend]:
-    """A fresh backend on a private in-memory store (shadows the HTTP mock's `backend`)."""
-    store = Store(":memory:")
+def backend(store: StateStore) -> Backend:
+    """A fresh backend on a private store (shadows the HTTP mock's `backend`)."""
     backend = Backend(store)
     backend.reset()
-    yield backend
-    store.close()
+    return backend
 
 
 @pytest.fixture

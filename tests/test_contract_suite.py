@@ -24,7 +24,7 @@ from contract_tests.plugin import SuiteOptions
 from mockserver.backend import DEMO_ACCOUNTS
 from mockserver.clock import period_of
 from mockserver.settings import Settings
-from mockserver.testing import InProcessServer, ServerProcess
+from mockserver.testing import InProcessServer, RedisServer, ServerProcess
 
 pytest_plugins = ("pytester",)
 
@@ -440,3 +440,16 @@ def test_pytest_base_url_in_a_checkout_runs_the_contract_suite(tmp_path: Path) -
         )
     assert own.returncode == 0, own.stdout[-3000:]
     assert "itsOCR contract clauses" not in own.stdout
+
+
+@pytest.mark.slow
+def test_green_against_a_redis_backed_mock(
+    pytester: pytest.Pytester, redis_server: RedisServer, redis_prefix: str
+) -> None:
+    root = str(Path(mockserver.__file__).resolve().parent.parent)
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    args = ["--workers", "2", "--state-prefix", redis_prefix]
+    with ServerProcess(state=redis_server.url, args=args, env={"PYTHONPATH": path}) as server:
+        result, report = run_suite(pytester, "--base-url", server.url)
+    _assert_green(result, report)
+    assert report["target"] == server.url + "/api/v1"

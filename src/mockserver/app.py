@@ -35,7 +35,10 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app = Flask("mockserver")
     app.config["ITSOCR_SETTINGS"] = settings
     if backend is None:
-        backend = Backend(open_store(settings.state), FixtureCatalogue.load(settings.fixtures))
+        store = open_store(
+            settings.state, prefix=settings.state_prefix, journal_limit=settings.journal_limit
+        )
+        backend = Backend(store, FixtureCatalogue.load(settings.fixtures))
         backend.ensure_initialised()
     app.extensions[EXTENSION_KEY] = backend
     # Paths are matched as sent, as on the live service: `//api/v1/ocr` is an unknown path,
@@ -111,6 +114,7 @@ def _register_error_handlers(app: Flask) -> None:
     app.register_error_handler(errors.ApiError, _api_error)
     app.register_error_handler(errors.ControlError, _control_error)
     app.register_error_handler(errors.ConnectionDropped, _drop_connection)
+    app.register_error_handler(errors.StateUnavailable, _state_unavailable)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
 
@@ -163,6 +167,14 @@ def _drop_connection(_: errors.ConnectionDropped) -> Response:
         with contextlib.suppress(OSError):  # the client may have gone first
             sock.shutdown(socket.SHUT_RDWR)
     return Response(status=500)
+
+
+def _state_unavailable(failure: errors.StateUnavailable) -> Response:
+    # Outside Backend.ocr (which answers its own): the control API, `Prefer: code=`.
+    log.warning("%s %s: %s", request.method, request.path, failure)
+    if _is_control_request():
+        return json_response({"error": f"{failure}; retry when it is back"}, 503)
+    return _api_error(errors.OcrFailed())
 
 
 def _unexpected(failure: Exception) -> Response:

@@ -223,6 +223,12 @@ class Backend(MockState):
         except errors.ConnectionDropped:
             self._finish(entry, started, 0, DROPPED, None)
             raise
+        except errors.StateUnavailable as lost:
+            # Nothing was counted (a count is written with its journal entry, or not at all):
+            # the live service's answer to a failure of its own, and the reason in the log.
+            answer = errors.OcrFailed(hint=f"{lost}; answered 500 until it is back")
+            self._finish(entry, started, answer.status, answer.error, answer.hint)
+            raise answer from lost
         except Exception as failure:  # answered as the live 500 by the HTTP layer
             self._finish(entry, started, 500, errors.UnexpectedError.message, repr(failure))
             raise
@@ -233,6 +239,8 @@ class Backend(MockState):
         try:
             if not journalled:
                 self.store.record(entry)
+        except errors.StateUnavailable:
+            pass  # the state is lost: the hint of the answer (logged below) says so already
         except Exception:  # the client's answer stands; the log says what the journal lost
             log.exception("could not journal the request (%s %s)", entry.status, entry.error)
         finally:

@@ -143,6 +143,11 @@ class CountedFailure(Exception):
         super().__init__(str(failure))
 
 
+class StateUnavailable(Exception):
+    """The mock's state (its Redis) cannot be reached. The OCR endpoint answers it as the live
+    service's 500 (`OcrFailed`), the control API as a 503; the next request tries again."""
+
+
 # The control API (/_mock): {"error": ...} with a 4xx status
 
 

@@ -14,6 +14,7 @@ from mockserver.api import OCR_PATH
 from mockserver.app import create_app
 from mockserver.logs import stop_logging
 from mockserver.settings import Settings
+from mockserver.store import describe_state
 from mockserver.tokens import DEMO_ACCOUNTS
 from mockserver.turns import WsgiApp, in_turns
 
@@ -30,7 +31,7 @@ def banner(base_url: str, settings: Settings) -> str:
     lines = [
         f"itsOCR mock listening on {base_url}",
         f"  OCR endpoint: {base_url}/api/v1/ocr",
-        f"  state: {settings.state}",
+        f"  state: {describe_state(settings.state)}",
         "  demo tokens:",
         *(f"    {demo.plan:<10} {demo.token}" for demo in DEMO_ACCOUNTS),
     ]

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mockserver.store import MEMORY
+from mockserver.store import DEFAULT_PREFIX, JOURNAL_LIMIT, MEMORY
 
 ENVIRONMENT = {
     "state": "ITSOCR_MOCK_STATE",
+    "state_prefix": "ITSOCR_MOCK_STATE_PREFIX",
+    "journal_limit": "ITSOCR_MOCK_JOURNAL_LIMIT",
     "fixtures": "ITSOCR_MOCK_FIXTURES",
     "admin_token": "ITSOCR_MOCK_ADMIN_TOKEN",
     "control": "ITSOCR_MOCK_CONTROL",
@@ -35,7 +37,9 @@ def default_state_path() -> str:
 class Settings:
     """Everything `create_app` needs to know; nothing is read from elsewhere."""
 
-    state: str = field(default_factory=default_state_path)  # a path, or ":memory:"
+    state: str = field(default_factory=default_state_path)  # a path, ":memory:" or redis://
+    state_prefix: str = DEFAULT_PREFIX  # the Redis keys' prefix: one per deployment
+    journal_limit: int = JOURNAL_LIMIT  # journal entries kept, the oldest dropped past it
     fixtures: tuple[Path, ...] = ()  # user fixture directories, merged over the built-in set
     control: bool = True  # serve the /_mock control API and honour `Prefer: code=`
     admin_token: str | None = None  # when set, /_mock requires `Authorization: Bearer <it>`
@@ -58,6 +62,10 @@ class Settings:
         values: dict[str, Any] = {}
         if env.get(ENVIRONMENT["state"]):
             values["state"] = env[ENVIRONMENT["state"]]
+        if env.get(ENVIRONMENT["state_prefix"]):
+            values["state_prefix"] = env[ENVIRONMENT["state_prefix"]]
+        if env.get(ENVIRONMENT["journal_limit"]):
+            values["journal_limit"] = _count(ENVIRONMENT["journal_limit"], env)
         if env.get(ENVIRONMENT["fixtures"]):
             values["fixtures"] = tuple(
                 Path(p) for p in env[ENVIRONMENT["fixtures"]].split(os.pathsep) if p
@@ -84,3 +92,10 @@ def _seconds(name: str, env: Mapping[str, str]) -> float:
         return float(env[name])
     except ValueError:
         raise ValueError(f"{name} must be a number of seconds, not {env[name]!r}") from None
+
+
+def _count(name: str, env: Mapping[str, str]) -> int:
+    try:
+        return int(env[name])
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {env[name]!r}") from None

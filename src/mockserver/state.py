@@ -96,13 +96,13 @@ class MockState:
         """Back to a fresh state: demo accounts only, no usage, faults, fixtures or journal,
         real clock. The one reset path: the control API, the pytest plugin and tests call it."""
         created = format_instant(utc_now())
-        with self.store.transaction() as db:
-            self.store.wipe(db)
-            for demo in DEMO_ACCOUNTS:
-                self.store.insert_account(db, AccountRow(demo.id, demo.plan, created))
-                self.store.insert_token(
-                    db, token_row(demo.id, demo.token, f"{demo.id}-token", None, created)
-                )
+        self.store.reset(
+            [AccountRow(demo.id, demo.plan, created) for demo in DEMO_ACCOUNTS],
+            [
+                token_row(demo.id, demo.token, f"{demo.id}-token", None, created)
+                for demo in DEMO_ACCOUNTS
+            ],
+        )
 
     def ensure_initialised(self) -> None:
         """Seed the demo accounts on a fresh state file; keep an existing state as it is."""
@@ -126,9 +126,7 @@ class MockState:
         account = AccountRow("acct_" + uuid.uuid4().hex[:16], plan, created)
         token = generate_token()
         row = token_row(account.id, token, None, None, created)
-        with self.store.transaction() as db:
-            self.store.insert_account(db, account)
-            self.store.insert_token(db, row)
+        self.store.create_account(account, row)
         return account, NewToken(token, row)
 
     def create_token(self, account_id: str, expires_at: datetime | None = None) -> NewToken:
@@ -138,14 +136,10 @@ class MockState:
         token = generate_token()
         expiry = format_instant(expires_at) if expires_at else None
         row = token_row(account_id, token, None, expiry, format_instant(now))
-        with self.store.transaction() as db:
-            active = self.store.count_active_tokens(db, account_id, format_instant(now))
-            if active >= MAX_ACTIVE_TOKENS:
-                raise errors.Conflict(
-                    f"An account may hold at most {MAX_ACTIVE_TOKENS} active tokens; "
-                    "revoke one first"
-                )
-            self.store.insert_token(db, row)
+        if not self.store.add_token(row, format_instant(now), MAX_ACTIVE_TOKENS):
+            raise errors.Conflict(
+                f"An account may hold at most {MAX_ACTIVE_TOKENS} active tokens; revoke one first"
+            )
         return NewToken(token, row)
 
     # -- the control API: accounts, tokens, usage, clock, faults, fixtures, journal ----------

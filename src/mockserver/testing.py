@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,3 +230,87 @@ class ServerProcess:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+REDIS_SERVER = "/usr/bin/redis-server"  # Debian's package `redis-server`
+
+
+@dataclass
+class RedisServer:
+    """A real `redis-server` for tests and the benchmark: loopback only, on a free port, its
+    files in `directory`. `durable` makes it write every change to its append-only file before
+    answering, so that a restart (`stop` then `start`, same port and files) keeps the state."""
+
+    directory: Path
+    durable: bool = False
+    password: str | None = None
+    program: str = REDIS_SERVER
+    port: int = 0  # 0: a free one, chosen at the first start and kept across restarts
+    startup_timeout: float = 20.0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """``redis://[:PASSWORD@]127.0.0.1:PORT/0``."""
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        """Start the server and wait until it answers PING; RuntimeError with its log if not."""
+        if not Path(self.program).exists():
+            raise RuntimeError(f"{self.program} is missing: apt-get install -y redis-server")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or _free_port()
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.durable else []
+        command = [
+            self.program, "--port", str(self.port), "--bind", "127.0.0.1",
+            "--dir", str(self.directory), "--logfile", "redis.log", "--save", "",
+            "--appendonly", "no", *persistence,
+            *(["--requirepass", self.password] if self.password else []),
+        ]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if self._answers():
+                return self
+            time.sleep(0.05)
+        self.stop()
+        log = self.directory / "redis.log"
+        raise RuntimeError(
+            "redis-server did not start:\n" + (log.read_text() if log.exists() else "")
+        )
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as probe:
+                probe.sendall(b"PING\r\n")
+                reply = probe.recv(64)
+        except OSError:
+            return False
+        return reply.startswith((b"+PONG", b"-NOAUTH"))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server (SIGTERM: it finishes the command at hand), then kill if it stays."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        self.process = None
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -8,6 +8,7 @@ from typing import Any
 
 from mockserver.cli.common import _fail
 from mockserver.settings import ENVIRONMENT, Settings
+from mockserver.store import StateError, describe_state
 
 
 def add_serve_command(commands: Any) -> None:
@@ -18,8 +19,20 @@ def add_serve_command(commands: Any) -> None:
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.add_argument(
         "--state",
-        help=f"SQLite state file, or :memory: (env {ENVIRONMENT['state']}; "
+        help="SQLite state file, :memory:, or redis://[:PASSWORD@]HOST:PORT/DB (also rediss://) "
+        f"shared by several mocks (env {ENVIRONMENT['state']}; "
         "default ~/.local/state/itsocr-mock/state.sqlite3)",
+    )
+    serve.add_argument(
+        "--state-prefix",
+        help="the prefix of this mock's keys in a Redis state, one per deployment "
+        f"(default itsocr-mock:; env {ENVIRONMENT['state_prefix']})",
+    )
+    serve.add_argument(
+        "--journal-limit",
+        type=int,
+        help="journal entries kept, the oldest dropped past it "
+        f"(default 10000; env {ENVIRONMENT['journal_limit']})",
     )
     serve.add_argument(
         "--fixtures",
@@ -52,12 +65,15 @@ def add_serve_command(commands: Any) -> None:
 def serve_command(args: argparse.Namespace) -> int:
     """`itsocr-mock serve`."""
     from mockserver.control_access import is_loopback
+    from mockserver.errors import StateUnavailable
     from mockserver.fixtures import FixtureError
     from mockserver.logs import configure_logging, stop_logging
     from mockserver.serving import MockServer
 
     settings = Settings.from_environment(
         state=args.state,
+        state_prefix=args.state_prefix,
+        journal_limit=args.journal_limit,
         fixtures=tuple(Path(p) for p in args.fixtures) if args.fixtures else None,
         admin_token=args.admin_token,
         control=False if args.no_control else None,
@@ -66,6 +82,10 @@ def serve_command(args: argparse.Namespace) -> int:
     )
     if args.workers < 1:
         return _fail("--workers must be at least 1")
+    if settings.journal_limit < 1:
+        return _fail("--journal-limit must be at least 1")
+    if not settings.state_prefix:
+        return _fail("--state-prefix must not be empty")
     if settings.client_timeout <= 0:
         return _fail("--client-timeout must be a positive number of seconds")
     if settings.in_memory and args.workers > 1:
@@ -84,6 +104,10 @@ def serve_command(args: argparse.Namespace) -> int:
         server.run()  # loads the app (and the fixtures) before any worker starts
     except FixtureError as failure:
         return _fail(f"{failure} (check it with `itsocr-mock fixtures verify --fixtures DIR`)")
+    except StateUnavailable as failure:  # Redis down, or refusing the password, at start-up
+        return _fail(str(failure))
+    except StateError as failure:  # a Redis URL without the redis package, or a malformed one
+        return _fail(f"--state {describe_state(settings.state)}: {failure}")
     finally:
         stop_logging()
     return 0

@@ -14,11 +14,21 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 from mockserver.fixtures import matching_prompt
+from mockserver.store.base import (
+    JOURNAL_BYTES,
+    JOURNAL_LIMIT,
+    AccountRow,
+    FaultRow,
+    JournalEntry,
+    Overrides,
+    StateStore,
+    TokenRow,
+)
 from mockserver.turns import no_waiting, waiting
 
 try:
@@ -28,11 +38,7 @@ except ImportError:  # pragma: no cover - Windows: one process, the threading lo
 
 MEMORY = ":memory:"
 SCHEMA_VERSION = "1"
-JOURNAL_LIMIT = 10_000  # newest entries kept; older ones are pruned in batches
-# ... and at most this many characters of them (what clients sent is kept abbreviated, see
-# quoting.py; this bounds the state file whatever they send).
-JOURNAL_BYTES = 32 * 1024 * 1024
-_JOURNAL_PRUNE_EVERY = 500
+_JOURNAL_PRUNE_EVERY = 500  # journal entries between two prunings of those past the caps
 # An entry's size: its variable text columns, plus about 200 characters for the rest.
 _ENTRY_SIZE = (
     " + ".join(
@@ -119,81 +125,14 @@ class WriterLock:
             self._fd, self._pid = -1, 0
 
 
-@dataclass(frozen=True)
-class AccountRow:
-    """A stored account."""
-
-    id: str
-    plan: str
-    created_at: str
-
-
-@dataclass(frozen=True)
-class TokenRow:
-    """A stored token: never the token itself, only its SHA-256 digest and display prefix."""
-
-    id: str
-    account_id: str
-    digest: str
-    prefix: str
-    created_at: str
-    expires_at: str | None
-    revoked_at: str | None
-
-
-@dataclass(frozen=True)
-class FaultRow:
-    """A stored fault rule; `remaining` None means until deleted."""
-
-    id: str
-    account_id: str | None
-    status: int | None
-    error: str | None
-    delay_ms: int
-    remaining: int | None
-    drop_connection: bool
-    created_at: str
-    counts_usage: bool = False  # the image is counted before the rule fails the request
-
-
-@dataclass(frozen=True)
-class Overrides:
-    """What the control API has set that changes how an OCR request is handled."""
-
-    frozen_now: str | None  # ISO-8601, or None for real time
-    any_faults: bool
-    any_fixtures: bool
-
-
-@dataclass
-class JournalEntry:
-    """One request as the journal keeps it (built up while the request is handled)."""
-
-    time: str
-    method: str
-    path: str
-    status: int = 0
-    account_id: str | None = None
-    token_prefix: str | None = None
-    file_name: str | None = None
-    mime_type: str | None = None
-    file_size: int | None = None
-    sha256: str | None = None
-    fixture: str | None = None
-    prompt: str | None = None
-    error: str | None = None
-    hint: str | None = None
-    duration_ms: float | None = None
-    seq: int | None = field(default=None, compare=False)
-
-
 _JOURNAL_COLUMNS = tuple(f.name for f in fields(JournalEntry) if f.name != "seq")
 
 
-class Store:
+class Store(StateStore):
     """The mock's state in SQLite, safe to share between threads and processes."""
 
-    def __init__(self, path: str | Path = MEMORY) -> None:
+    def __init__(self, path: str | Path = MEMORY, journal_limit: int = JOURNAL_LIMIT) -> None:
+        super().__init__(journal_limit)
         self.path = str(path)
         self._memory = self.path == MEMORY
         self._local = threading.local()
@@ -288,6 +227,15 @@ class Store:
         """True when no account was ever created (a fresh state file)."""
         return self._read_one("SELECT 1 FROM accounts LIMIT 1") is None
 
+    def reset(self, accounts: Sequence[AccountRow], tokens: Sequence[TokenRow]) -> None:
+        """Replace the whole state with these accounts and tokens, in one transaction."""
+        with self.transaction() as db:
+            self.wipe(db)
+            for account in accounts:
+                self.insert_account(db, account)
+            for token in tokens:
+                self.insert_token(db, token)
+
     def wipe(self, db: sqlite3.Connection) -> None:
         """Delete every row except the schema version, inside the caller's transaction."""
         for table in ("accounts", "tokens", "usage", "faults", "fixtures", "journal"):
@@ -295,6 +243,12 @@ class Store:
         db.execute("DELETE FROM meta WHERE key != 'schema_version'")
 
     # -- accounts -----------------------------------------------------------------------------
+
+    def create_account(self, account: AccountRow, token: TokenRow) -> None:
+        """Store a new account with its first token, in one transaction."""
+        with self.transaction() as db:
+            self.insert_account(db, account)
+            self.insert_token(db, token)
 
     def insert_account(self, db: sqlite3.Connection, account: AccountRow) -> None:
         """Insert an account inside the caller's transaction."""
@@ -328,6 +282,14 @@ class Store:
         return bool(changed)
 
     # -- tokens -------------------------------------------------------------------------------
+
+    def add_token(self, token: TokenRow, now: str, max_active: int) -> bool:
+        """Store `token` unless its account already holds `max_active` active tokens."""
+        with self.transaction() as db:
+            if self.count_active_tokens(db, token.account_id, now) >= max_active:
+                return False
+            self.insert_token(db, token)
+        return True
 
     def insert_token(self, db: sqlite3.Connection, token: TokenRow) -> None:
         """Insert a token inside the caller's transaction."""
@@ -536,7 +498,7 @@ class Store:
         )
         entry.seq = cursor.lastrowid
         if entry.seq is not None and entry.seq % _JOURNAL_PRUNE_EVERY == 0:
-            db.execute("DELETE FROM journal WHERE seq <= ?", (entry.seq - JOURNAL_LIMIT,))
+            db.execute("DELETE FROM journal WHERE seq <= ?", (entry.seq - self.journal_limit,))
             db.execute(
                 "DELETE FROM journal WHERE seq <= (SELECT seq FROM (SELECT seq, "  # noqa: S608
                 f"SUM({_ENTRY_SIZE}) OVER (ORDER BY seq DESC) AS kept FROM journal) "
@@ -548,8 +510,10 @@ class Store:
         self, account_id: str | None = None, status: int | None = None, limit: int | None = None
     ) -> list[JournalEntry]:
         """Journal entries, oldest first, optionally for one account and/or one status."""
-        where: list[str] = []
-        params: list[object] = []
+        # Entries are numbered without gaps: the newest `journal_limit` are those past this line
+        # (the pruning leaves up to _JOURNAL_PRUNE_EVERY more in the table).
+        where: list[str] = ["seq > (SELECT COALESCE(MAX(seq), 0) FROM journal) - ?"]
+        params: list[object] = [self.journal_limit]
         if account_id is not None:
             where.append("account_id = ?")
             params.append(account_id)
@@ -557,9 +521,10 @@ class Store:
             where.append("status = ?")
             params.append(status)
         # Fixed clauses with bound values: nothing from the caller is pasted into the SQL.
-        sql = "SELECT * FROM journal" + (" WHERE " + " AND ".join(where) if where else "")  # noqa: S608
+        sql = "SELECT * FROM journal WHERE " + " AND ".join(where)  # noqa: S608
         if limit is not None:
-            sql = f"SELECT * FROM ({sql} ORDER BY seq DESC LIMIT {int(limit)})"  # noqa: S608
+            bound = self._journal_bound(limit)
+            sql = f"SELECT * FROM ({sql} ORDER BY seq DESC LIMIT {bound})"  # noqa: S608
         rows = self._read(sql + " ORDER BY seq", params)
         return [JournalEntry(**row) for row in rows]
 

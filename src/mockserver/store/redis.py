@@ -1,0 +1,396 @@
+"""The mock's state in Redis: one state shared by mock processes on any number of hosts.
+
+`--state redis://HOST:PORT/DB` (or ``rediss://`` for TLS, a password in the URL). Every key
+starts with the deployment's prefix (`--state-prefix`), so several mocks can share one Redis.
+Whatever reads and then writes runs as a Lua script inside Redis (see `redis_scripts.py`):
+the quota's check-and-increment is one atomic step however many processes send it. When
+Redis cannot be reached, every method raises `errors.StateUnavailable`; the client reconnects
+on the next call, so the mock recovers by itself once Redis is back.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, fields
+from typing import Any, ParamSpec, TypeVar, cast
+
+import redis
+from redis.backoff import NoBackoff
+from redis.commands.core import Script
+from redis.retry import Retry
+
+from mockserver import errors
+from mockserver.fixtures import matching_prompt
+from mockserver.store import base, describe_state
+from mockserver.store.base import (
+    JOURNAL_LIMIT,
+    AccountRow,
+    FaultRow,
+    JournalEntry,
+    Overrides,
+    StateError,
+    StateStore,
+    TokenRow,
+)
+from mockserver.store.redis_scripts import SCRIPTS
+
+SCHEMA_VERSION = "1"
+# Seconds to wait for Redis: a request fails (and the next one retries) rather than hang.
+CONNECT_TIMEOUT = 2.0
+REPLY_TIMEOUT = 5.0
+_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _reaching(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn the client's connection failures into `errors.StateUnavailable`."""
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except _UNREACHABLE as failure:
+            store = args[0]
+            assert isinstance(store, RedisStore)
+            raise errors.StateUnavailable(
+                f"the mock's state at {store.path} cannot be reached ({failure})"
+            ) from failure
+
+    return call
+
+
+class RedisStore(StateStore):
+    """The mock's state in Redis, shared by every process and host given the same URL."""
+
+    def __init__(
+        self, url: str, prefix: str = "itsocr-mock:", journal_limit: int = JOURNAL_LIMIT
+    ) -> None:
+        super().__init__(journal_limit)
+        if not prefix:
+            raise StateError("the state prefix must not be empty")
+        self.path = describe_state(url)
+        self.prefix = prefix
+        # No retries inside the client: a script whose reply was lost may have run, and
+        # running it again would count an image twice. The next request simply tries again.
+        try:
+            self._client = redis.Redis.from_url(
+                url,
+                decode_responses=True,
+                socket_connect_timeout=CONNECT_TIMEOUT,
+                socket_timeout=REPLY_TIMEOUT,
+                retry=Retry(NoBackoff(), 0),
+            )
+        except ValueError as failure:  # a port that is no number, a database that is no index
+            raise StateError(f"not a usable Redis URL: {failure}") from None
+        self._scripts: dict[str, Script] = {
+            name: self._client.register_script(source) for name, source in SCRIPTS.items()
+        }
+        self._start()
+
+    @_reaching
+    def _start(self) -> None:
+        # Fails at start-up, in one line, when Redis cannot be reached or refuses the password.
+        self._client.set(self._key("schema"), SCHEMA_VERSION, nx=True)
+
+    def _key(self, name: str) -> str:
+        return self.prefix + name
+
+    def _run(self, script: str, *args: str | int) -> Any:
+        return self._scripts[script](args=[self.prefix, *args])
+
+    def close(self) -> None:
+        """Close the client's connections (it reconnects on next use)."""
+        self._client.close()
+
+    # -- whole state --------------------------------------------------------------------------
+
+    @_reaching
+    def is_empty(self) -> bool:
+        """True when no account exists under this prefix."""
+        return not self._client.exists(self._key("accounts"))
+
+    @_reaching
+    def reset(self, accounts: Sequence[AccountRow], tokens: Sequence[TokenRow]) -> None:
+        """Replace every key under the prefix with these accounts and tokens, atomically."""
+        seed = {"accounts": [asdict(a) for a in accounts], "tokens": [asdict(t) for t in tokens]}
+        self._run("reset", _glob_escape(self.prefix) + "*", json.dumps(seed))
+
+    # -- accounts -----------------------------------------------------------------------------
+
+    @_reaching
+    def create_account(self, account: AccountRow, token: TokenRow) -> None:
+        """Store a new account with its first token, in one script."""
+        self._run("create_account", json.dumps(asdict(account)), json.dumps(asdict(token)))
+
+    @_reaching
+    def get_account(self, account_id: str) -> AccountRow | None:
+        """The account with that id, or None."""
+        found = cast("dict[str, str]", self._client.hgetall(self._key("account:" + account_id)))
+        return _account(found) if found else None
+
+    @_reaching
+    def list_accounts(self) -> list[AccountRow]:
+        """All accounts, oldest first (by creation time, then the order they were added in)."""
+        found = [_pairs(flat) for flat in self._run("list_rows", "accounts", "account:")]
+        found.sort(key=lambda row: (row["created_at"], int(row["seq"])))
+        return [_account(row) for row in found]
+
+    @_reaching
+    def delete_account(self, account_id: str) -> bool:
+        """Delete an account and its usage. Its tokens stay, to answer "User not found"."""
+        return bool(self._run("delete_account", account_id))
+
+    @_reaching
+    def set_plan(self, account_id: str, plan: str) -> bool:
+        """Move an account to another plan; False if there is no such account."""
+        return bool(self._run("update_field", "account:" + account_id, "plan", plan, "set"))
+
+    # -- tokens -------------------------------------------------------------------------------
+
+    @_reaching
+    def add_token(self, token: TokenRow, now: str, max_active: int) -> bool:
+        """Store `token` unless its account already holds `max_active` active tokens."""
+        return bool(self._run("add_token", json.dumps(asdict(token)), now, max_active))
+
+    @_reaching
+    def find_token(self, digest: str) -> tuple[TokenRow, AccountRow | None] | None:
+        """The token with that SHA-256 digest and its account (None if deleted), or None."""
+        found = self._run("find_token", digest)
+        if not found:
+            return None
+        token, account = _pairs(found[0]), _pairs(found[1])
+        return _token(token), (_account(account) if account else None)
+
+    @_reaching
+    def get_token(self, token_id: str) -> TokenRow | None:
+        """The token with that id, or None."""
+        found = cast("dict[str, str]", self._client.hgetall(self._key("token:" + token_id)))
+        return _token(found) if found else None
+
+    @_reaching
+    def list_tokens(self, account_id: str) -> list[TokenRow]:
+        """An account's tokens, oldest first."""
+        found = [_pairs(flat) for flat in self._run("list_rows", "tokens:" + account_id, "token:")]
+        found.sort(key=lambda row: (row["created_at"], int(row["seq"])))
+        return [_token(row) for row in found]
+
+    @_reaching
+    def revoke_token(self, token_id: str, now: str) -> bool:
+        """Mark a token revoked (idempotent: the first instant stays)."""
+        return bool(self._run("update_field", "token:" + token_id, "revoked_at", now, "keep"))
+
+    # -- usage --------------------------------------------------------------------------------
+
+    @_reaching
+    def usage(self, account_id: str, period: str) -> tuple[int, int]:
+        """(images used, bytes processed) of an account in a period."""
+        images, processed = self._client.hmget(
+            self._key("usage:" + account_id), [period + ":images", period + ":bytes"]
+        )
+        return int(images or 0), int(processed or 0)
+
+    @_reaching
+    def set_images_used(self, account_id: str, period: str, images_used: int) -> None:
+        """Overwrite the image count of a period (bytes processed are kept)."""
+        self._client.hset(self._key("usage:" + account_id), period + ":images", images_used)
+
+    @_reaching
+    def count_image(
+        self, account_id: str, period: str, limit: int | None, size: int, entry: JournalEntry
+    ) -> bool:
+        """Add one image to the usage if it stays within `limit`, journalling `entry` with it,
+        in one Lua script: the check and the increment cannot be split by another process."""
+        bound = -1 if limit is None else limit
+        seq = self._run(
+            "count_image",
+            account_id,
+            period,
+            bound,
+            size,
+            _entry_json(entry),
+            self.journal_limit,
+            base.JOURNAL_BYTES,
+        )
+        if seq:
+            entry.seq = int(seq)
+        return bool(seq)
+
+    # -- what the control API set ---------------------------------------------------------------
+
+    @_reaching
+    def overrides(self) -> Overrides:
+        """The frozen clock and whether any fault rule or fixture exists, in one round trip."""
+        with self._client.pipeline(transaction=False) as pipe:
+            pipe.get(self._key("clock"))
+            pipe.exists(self._key("faults"))
+            pipe.exists(self._key("fixtures"))
+            frozen, faults, fixtures = pipe.execute()
+        return Overrides(frozen_now=frozen, any_faults=bool(faults), any_fixtures=bool(fixtures))
+
+    @_reaching
+    def frozen_now(self) -> str | None:
+        """The instant the clock is frozen at (ISO-8601), or None for real time."""
+        return cast("str | None", self._client.get(self._key("clock")))
+
+    @_reaching
+    def set_frozen_now(self, instant: str | None) -> None:
+        """Freeze the clock at `instant`, or return to real time with None."""
+        if instant is None:
+            self._client.delete(self._key("clock"))
+        else:
+            self._client.set(self._key("clock"), instant)
+
+    @_reaching
+    def add_fault(self, fault: FaultRow) -> None:
+        """Store a fault rule."""
+        row = {
+            **asdict(fault),
+            "drop_connection": int(fault.drop_connection),
+            "counts_usage": int(fault.counts_usage),
+        }
+        self._run("add_fault", json.dumps(row))
+
+    @_reaching
+    def list_faults(self) -> list[FaultRow]:
+        """Fault rules in the order they apply (the order they were added in)."""
+        return [_fault(_pairs(flat)) for flat in self._run("list_rows", "faults", "fault:")]
+
+    @_reaching
+    def delete_faults(self, fault_id: str | None = None) -> int:
+        """Delete one fault rule, or all of them; returns how many went."""
+        return int(self._run("delete_faults", fault_id or ""))
+
+    @_reaching
+    def take_fault(self, account_id: str) -> FaultRow | None:
+        """Claim the first fault rule matching an account, spending one of its `times` inside
+        Redis: each of them goes to exactly one request, whichever mock receives it."""
+        found = self._run("take_fault", account_id)
+        return _fault(_pairs(found)) if found else None
+
+    @_reaching
+    def add_fixture(
+        self, sha256: str, prompt: str, name: str, text: str, media_type: str | None
+    ) -> None:
+        """Register (or replace) the text returned for an image, optionally for one prompt."""
+        self._run("add_fixture", sha256, prompt, json.dumps([name, text, media_type]))
+
+    @_reaching
+    def find_fixture(self, sha256: str, prompt: str) -> tuple[str, str] | None:
+        """(name, text) registered for the image with a prompt `prompt` matches (as
+        `matching_prompt` has it), else without one, else None."""
+        stored = cast("dict[str, str]", self._client.hgetall(self._key("fixture:" + sha256)))
+        variant = matching_prompt(prompt, stored)
+        best = stored.get(variant if variant is not None else "")
+        if best is None:
+            return None
+        name, text, _ = json.loads(best)
+        return name, text
+
+    @_reaching
+    def list_fixtures(self) -> list[Mapping[str, Any]]:
+        """Fixtures registered at run time, in the order they were registered."""
+        listed: list[Mapping[str, Any]] = []
+        for sha256, prompt, stored in self._run("list_fixtures"):
+            name, text, media_type = json.loads(stored)
+            listed.append(
+                {
+                    "sha256": sha256,
+                    "prompt": prompt,
+                    "name": name,
+                    "text": text,
+                    "media_type": media_type,
+                }
+            )
+        return listed
+
+    # -- journal ------------------------------------------------------------------------------
+
+    @_reaching
+    def record(self, entry: JournalEntry) -> None:
+        """Append a request to the journal (dropping the oldest past the cap)."""
+        seq = self._run("record", _entry_json(entry), self.journal_limit, base.JOURNAL_BYTES)
+        entry.seq = int(seq)
+
+    @_reaching
+    def journal(
+        self, account_id: str | None = None, status: int | None = None, limit: int | None = None
+    ) -> list[JournalEntry]:
+        """Journal entries, oldest first, optionally for one account and/or one status."""
+        stored = cast(
+            "list[str]", self._client.lrange(self._key("journal"), -self.journal_limit, -1)
+        )
+        entries = [_entry(line) for line in stored]
+        chosen = [
+            entry
+            for entry in entries
+            if (account_id is None or entry.account_id == account_id)
+            and (status is None or entry.status == status)
+        ]
+        if limit is not None:
+            bound = self._journal_bound(limit)
+            chosen = chosen[len(chosen) - bound :] if bound else []
+        return chosen
+
+    @_reaching
+    def clear_journal(self) -> None:
+        """Forget every journalled request."""
+        self._client.delete(self._key("journal"), self._key("journal-bytes"))
+
+
+_JOURNAL_FIELDS = tuple(f.name for f in fields(JournalEntry) if f.name != "seq")
+
+
+def _entry_json(entry: JournalEntry) -> str:
+    return json.dumps({name: getattr(entry, name) for name in _JOURNAL_FIELDS})
+
+
+def _entry(line: str) -> JournalEntry:
+    seq, _, stored = line.partition(" ")
+    return JournalEntry(**json.loads(stored), seq=int(seq))
+
+
+def _pairs(flat: Sequence[str]) -> dict[str, str]:
+    """A hash as HGETALL returns it inside a script: name, value, name, value..."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _account(row: Mapping[str, str]) -> AccountRow:
+    return AccountRow(row["id"], row["plan"], row["created_at"])
+
+
+def _token(row: Mapping[str, str]) -> TokenRow:
+    return TokenRow(
+        id=row["id"],
+        account_id=row["account_id"],
+        digest=row["digest"],
+        prefix=row["prefix"],
+        created_at=row["created_at"],
+        expires_at=row.get("expires_at"),
+        revoked_at=row.get("revoked_at"),
+    )
+
+
+def _fault(row: Mapping[str, str]) -> FaultRow:
+    def number(name: str) -> int | None:
+        return int(row[name]) if name in row else None
+
+    return FaultRow(
+        id=row["id"],
+        account_id=row.get("account_id"),
+        status=number("status"),
+        error=row.get("error"),
+        delay_ms=int(row.get("delay_ms", 0)),
+        remaining=number("remaining"),
+        drop_connection=row.get("drop_connection") == "1",
+        created_at=row["created_at"],
+        counts_usage=row.get("counts_usage") == "1",
+    )
+
+
+def _glob_escape(text: str) -> str:
+    """`text` matched literally by a Redis glob pattern (SCAN MATCH)."""
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)

@@ -12,7 +12,17 @@ PACKAGE = Path(mockserver.__file__).parent
 ROOT = PACKAGE.parents[1]
 # The page's layers, lowest first: a module may import only from its own layer or below.
 LAYERS: list[set[str]] = [
-    {"plans", "errors", "clock", "quoting", "resources", "contract", "turns", "multipart"},
+    {
+        "plans",
+        "errors",
+        "clock",
+        "quoting",
+        "resources",
+        "contract",
+        "turns",
+        "multipart",
+        "prompts",
+    },
     {"store", "store.base", "store.sqlite", "store.redis", "store.redis_scripts"},
     {"faults", "tokens", "fixtures", "imaging", "hostile"},
     {"state"},

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from mockserver.prompts import matching_prompt
 from mockserver.resources import data_path
 
 if TYPE_CHECKING:
@@ -93,25 +94,6 @@ class Fixture:
         variant = matching_prompt(prompt, self.prompts)
         chosen = self.text if variant is None else self.prompts[variant]
         return Recognition(chosen.strip(), self.processing_time_ms, self.name)
-
-
-def matching_prompt(prompt: str, variants: Iterable[str]) -> str | None:
-    """The variant `prompt` matches: the one equal to it or, failing that, the first equal to it
-    ignoring case and runs of whitespace; None for no prompt or no match.
-
-    The one rule for every fixture, from a directory or added at run time.
-    """
-    if not prompt:
-        return None
-    candidates = [variant for variant in variants if variant]
-    if prompt in candidates:
-        return prompt
-    wanted = _normalise(prompt)
-    return next((variant for variant in candidates if _normalise(variant) == wanted), None)
-
-
-def _normalise(prompt: str) -> str:
-    return " ".join(prompt.split()).casefold()
 
 
 class FixtureCatalogue:

@@ -228,7 +228,7 @@ class StateStore(ABC):
     @abstractmethod
     def find_fixture(self, sha256: str, prompt: str) -> tuple[str, str] | None:
         """(name, text) registered for the image with a prompt `prompt` matches (exactly or,
-        failing that, ignoring case and runs of whitespace: `fixtures.matching_prompt`), else
+        failing that, ignoring case and runs of whitespace: `prompts.matching_prompt`), else
         registered without one, else None."""
 
     @abstractmethod

@@ -22,7 +22,7 @@ from redis.commands.core import Script
 from redis.retry import Retry
 
 from mockserver import errors
-from mockserver.fixtures import matching_prompt
+from mockserver.prompts import matching_prompt
 from mockserver.store import base, describe_state
 from mockserver.store.base import (
     JOURNAL_LIMIT,

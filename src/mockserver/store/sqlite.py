@@ -18,7 +18,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from mockserver.fixtures import matching_prompt
+from mockserver.prompts import matching_prompt
 from mockserver.store.base import (
     JOURNAL_BYTES,
     JOURNAL_LIMIT,

@@ -2,9 +2,8 @@
 
 ``schemathesis run openapi.yaml --url .../api/v1 --header "Authorization: Bearer ..."`` from
 the repository root reads `schemathesis.toml`, whose ``hooks`` setting imports this module
-(the kit installs it). From another directory, name it in the environment:
-``SCHEMATHESIS_HOOKS=contract_tests.schemathesis_hooks``. The same module serves the run of
-`openapi-control.yaml` against ``/_mock``.
+(the kit installs it; from another directory, ``schemathesis --config-file PATH run ...``).
+The same module serves the run of `openapi-control.yaml` against ``/_mock``.
 
 What it adds to Schemathesis's own checks, read from `openapi.yaml` by the suite's
 `mockserver.contract` and judged by its `contract_tests.oracle` (the suite's own reading):

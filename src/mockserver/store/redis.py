@@ -35,6 +35,7 @@ from mockserver.store.base import (
     TokenRow,
 )
 from mockserver.store.redis_scripts import SCRIPTS
+from mockserver.turns import waiting
 
 SCHEMA_VERSION = "1"
 # Seconds to wait for Redis: a request fails (and the next one retries) rather than hang.
@@ -47,12 +48,17 @@ R = TypeVar("R")
 
 
 def _reaching(method: Callable[P, R]) -> Callable[P, R]:
-    """Turn the client's connection failures into `errors.StateUnavailable`."""
+    """Run a call to Redis out of turn, its connection failures as `errors.StateUnavailable`.
+
+    A round trip to Redis waits on the network: the worker's other requests compute meanwhile
+    (turns.py, rule 1). No lock of the store is held across it (rule 2).
+    """
 
     @functools.wraps(method)
     def call(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return method(*args, **kwargs)
+            with waiting():
+                return method(*args, **kwargs)
         except _UNREACHABLE as failure:
             store = args[0]
             assert isinstance(store, RedisStore)

@@ -212,6 +212,24 @@ _DEFECTS = (
         http_defect(skin.no_allow_on_405),
     ),
     Defect(
+        "typed-405",
+        "the 405 carries a Content-Type",
+        ("http.method-not-allowed",),
+        http_defect(skin.typed_405),
+    ),
+    Defect(
+        "merged-slashes",
+        "`//api/v1/ocr` reaches the endpoint instead of a 404",
+        ("http.unknown-path",),
+        http_defect(prepare=skin.merge_slashes),
+    ),
+    Defect(
+        "urlencoded-invalid-body",
+        "a urlencoded body is an invalid body, not a form without a file",
+        ("upload.urlencoded-form",),
+        http_defect(skin.urlencoded_is_an_invalid_body),
+    ),
+    Defect(
         "unknown-path-unauthorized",
         "an unknown path is a 401, not a 404",
         ("http.unknown-path",),

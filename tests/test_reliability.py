@@ -514,7 +514,8 @@ def test_a_malformed_request_gets_its_error_and_the_server_carries_on(
     assert reply.status == case.status, reply
     if case.error is not None:
         assert reply.json() == {"error": case.error, "success": False}
-    assert reply.seconds < CLIENT_TIMEOUT + 3
+    # Answered, not left hanging (how fast is the bench's business: a loaded machine is slow).
+    assert reply.seconds < SOCKET_TIMEOUT
     assert_still_serving(served, make_image(), workers)
 
 

@@ -28,14 +28,14 @@ from PIL import Image
 
 import contract_tests
 from mockserver import errors
-from mockserver.backend import DEMO_ACCOUNTS, Backend
+from mockserver.backend import DEMO_ACCOUNTS, OVERRIDE_STATUSES, Backend
 from mockserver.cli import main, suite_arguments
 from mockserver.cli.check import _check_exit
 from mockserver.clock import period_of
 from mockserver.fixtures import FixtureCatalogue
 from mockserver.resources import data_path
 from mockserver.settings import Settings
-from mockserver.store import Store
+from mockserver.store import JournalEntry, Store
 from mockserver.testing import InProcessServer, ServerProcess
 
 MANIFEST = data_path("fixtures") / "manifest.yaml"
@@ -242,6 +242,34 @@ def test_tokens_of_unknown_things(cli: Cli, target: Target) -> None:
     assert "tok_nope" in done.err
 
 
+def test_tokens_list_shows_ids_never_tokens(cli: Cli, target: Target) -> None:
+    second = target.backend.create_token("demo-pro").row
+    listed = cli("tokens", "list", "demo-pro", "--json", *target.args)
+    assert listed.code == 0, listed.err
+    rows = listed.json()
+    assert isinstance(rows, list)
+    assert [row["id"] for row in rows] == ["demo-pro-token", second.id]
+    assert {"prefix", "createdAt", "expiresAt", "revokedAt"} <= set(rows[0])
+    table = cli("tokens", "list", "demo-pro", *target.args).out
+    assert table.splitlines()[0].split() == ["ID", "TOKEN", "CREATED", "EXPIRES", "REVOKED"]
+    assert DEMO_ACCOUNTS[1].token not in table  # only the display prefix
+    assert DEMO_ACCOUNTS[1].token[:12] + "…" in table
+    assert cli("tokens", "list", "acct_nope", *target.args).code == 1
+
+
+def test_tokens_revoke_given_a_token_names_its_id(cli: Cli, target: Target) -> None:
+    done = cli("tokens", "revoke", DEMO_ACCOUNTS[0].token, *target.args)
+    assert done.code == 2
+    assert done.err == (
+        "itsocr-mock: error: that is a token, not a token id; its id is demo-free-token: "
+        "`itsocr-mock tokens revoke demo-free-token`\n"
+    )
+    authenticate(target.backend, DEMO_ACCOUNTS[0].token)  # not revoked
+    unknown = cli("tokens", "revoke", "itsocr_" + "Z" * 32, *target.args)
+    assert unknown.code == 2
+    assert "tokens list ACCOUNT" in unknown.err
+
+
 # -- reset ---------------------------------------------------------------------------------------
 
 
@@ -252,6 +280,72 @@ def test_reset(cli: Cli, target: Target) -> None:
     assert done.code == 0, done.err
     assert [a.id for a in target.backend.store.list_accounts()] == [d.id for d in DEMO_ACCOUNTS]
     assert target.backend.store.usage("demo-free", period_of(target.backend.now()))[0] == 0
+
+
+# -- clock, faults, requests ----------------------------------------------------------------------
+
+
+def test_clock_set_show_real(cli: Cli, target: Target) -> None:
+    frozen = cli("clock", "set", "2030-01-31T23:59:59+01:00", *target.args)
+    assert frozen.code == 0, frozen.err
+    assert frozen.out == "2030-01-31T22:59:59.000Z (frozen)\n"
+    assert target.backend.now().isoformat() == "2030-01-31T22:59:59+00:00"
+    shown = cli("clock", "show", "--json", *target.args).json()
+    assert shown == {"now": "2030-01-31T22:59:59.000Z", "frozen": True}
+    real = cli("clock", "real", *target.args)
+    assert real.code == 0, real.err
+    assert real.out.endswith(" (real time)\n")
+    assert not target.backend.clock_is_frozen()
+    assert cli("clock", "set", "soon", *target.args).code == 2
+
+
+def test_faults_add_list_clear(cli: Cli, target: Target) -> None:
+    added = cli("faults", "add", "--status", "500", "--times", "2", "--json", *target.args)
+    assert added.code == 0, added.err
+    rule = added.json()
+    assert isinstance(rule, dict)
+    assert (rule["status"], rule["times"], rule["drop"]) == (500, 2, False)
+    slow = cli("faults", "add", "--delay-ms", "250", "--account", "demo-pro", *target.args)
+    assert slow.code == 0, slow.err
+    assert re.fullmatch(
+        r"added flt_\w+: every OCR request of demo-pro: wait 250 ms, then "
+        r"succeed\n",
+        slow.out,
+    ), slow.out
+    assert [f.id for f in target.backend.faults()][:1] == [rule["id"]]
+    table = cli("faults", "list", *target.args).out.splitlines()
+    assert table[0].split()[:3] == ["ID", "STATUS", "DELAY_MS"]
+    assert table[1].split()[:4] == [rule["id"], "500", "0", "2"]
+    assert cli("faults", "clear", rule["id"], *target.args).code == 0
+    assert [f.account_id for f in target.backend.faults()] == ["demo-pro"]
+    assert cli("faults", "clear", *target.args).code == 0
+    assert target.backend.faults() == []
+    assert cli("faults", "clear", "flt_nope", *target.args).code == 1
+    refused = cli("faults", "add", "--status", "500", "--drop", *target.args)
+    assert refused.code == 2
+    assert "not both" in refused.err
+
+
+def test_requests_lists_the_journal(cli: Cli, target: Target) -> None:
+    for status in (200, 429, 500):
+        entry = JournalEntry(time="2030-01-01T00:00:00.000Z", method="POST", path="/api/v1/ocr")
+        entry.status, entry.account_id = status, "demo-free" if status != 500 else "demo-pro"
+        target.backend.store.record(entry)
+    every = cli("requests", "--json", *target.args).json()
+    assert isinstance(every, list)
+    assert [e["status"] for e in every] == [200, 429, 500]
+    assert [
+        e["status"]
+        for e in cli("requests", "--account", "demo-free", "--json", *target.args).json()
+    ] == [200, 429]
+    assert [
+        e["status"] for e in cli("requests", "--status", "500", "--json", *target.args).json()
+    ] == [500]
+    newest = cli("requests", "--limit", "1", *target.args).out.splitlines()
+    assert newest[0].split()[:3] == ["TIME", "STATUS", "ACCOUNT"]
+    assert newest[1].split()[1:3] == ["500", "demo-pro"]
+    assert len(newest) == 2
+    assert cli("requests", "--limit", "0", *target.args).code == 2
 
 
 # -- fixtures ------------------------------------------------------------------------------------
@@ -322,12 +416,22 @@ def test_fixtures_verify_user_directories(cli: Cli, tmp_path: Path) -> None:
     assert {"source": str(good), "name": "a.png", "problems": []} in report["fixtures"]
     broken = _user_fixtures(tmp_path / "broken", {"b.png": b"not a png", "b.txt": "B"})
     done = cli("fixtures", "verify", "--fixtures", str(good), "--fixtures", str(broken))
-    assert done.code == 1
+    assert done.code == 2  # what `serve --fixtures` refuses is a usage error here too
     assert f"{broken}: b.png: does not decode as an image" in done.out
-    unpaired = _user_fixtures(tmp_path / "unpaired", {"c.png": png("c")})
+    unpaired = _user_fixtures(
+        tmp_path / "unpaired",
+        {"c.png": png("c"), "d.png": png("d"), "d.txt": b"\xff", "e.prompts.yaml": "a: b"},
+    )
     done = cli("fixtures", "verify", "--fixtures", str(unpaired))
-    assert done.code == 1
-    assert "has no text sidecar c.txt" in done.out
+    assert done.code == 2
+    # Every problem, one line each, then the count.
+    *problems, count = done.out.splitlines()
+    assert problems == [
+        f"{unpaired}: e.prompts.yaml: has no image e.EXT beside it",
+        f"{unpaired}: c.png: the fixture image has no text sidecar c.txt",
+        f"{unpaired}: d.txt: is not UTF-8 text (byte 0xff at offset 0); save it as UTF-8",
+    ]
+    assert re.fullmatch(r"(\d+) of (\d+) fixtures verified", count), count
 
 
 def test_fixtures_verify_against_a_running_mock(
@@ -437,20 +541,40 @@ def test_help_is_consistent(cli: Cli) -> None:
     assert top.code == 0
     for command in ("serve", "accounts", "usage", "tokens", "reset", "fixtures", "check"):
         assert command in top.out
+    for command in ("clock", "faults", "requests"):
+        assert command in top.out
     for command in (
         ("accounts", "create"),
         ("accounts", "list"),
         ("usage",),
+        ("tokens", "list"),
         ("tokens", "create"),
         ("tokens", "revoke"),
         ("reset",),
+        ("clock", "show"),
+        ("clock", "set"),
+        ("clock", "real"),
+        ("faults", "add"),
+        ("faults", "list"),
+        ("faults", "clear"),
+        ("requests",),
         ("fixtures", "list"),
         ("fixtures", "add"),
     ):
         shown = cli(*command, "--help")
         assert shown.code == 0
-        for option in ("--url", "--state", "--json"):
-            assert option in shown.out, (command, option)
+        assert "--json" in shown.out, command
+        # The options naming the target stand together under their heading.
+        target = shown.out.split("\ntarget (default: the state file `serve` uses):\n")[1]
+        for option in ("--url", "--state", "--admin-token"):
+            assert f"\n  {option} " in "\n" + target, (command, option)
+
+
+def test_help_lists_the_choices(cli: Cli) -> None:
+    assert "{free,pro,enterprise}" in cli("accounts", "create", "--help").out
+    *others, last = OVERRIDE_STATUSES
+    assert f"({', '.join(map(str, others))} or {last})" in cli("faults", "add", "--help").out
+    assert "{DEBUG,INFO,WARNING,ERROR,CRITICAL}" in cli("serve", "--help").out
 
 
 # -- serve and check, as child processes ---------------------------------------------------------

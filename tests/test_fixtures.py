@@ -21,7 +21,14 @@ import yaml
 from PIL import Image
 
 from mockserver.contract import allowed_media_types
-from mockserver.fixtures import MEDIA_TYPES, Fixture, FixtureCatalogue, fallback_text
+from mockserver.fixtures import (
+    MEDIA_TYPES,
+    Fixture,
+    FixtureCatalogue,
+    FixtureError,
+    fallback_text,
+    read_directory,
+)
 from mockserver.imaging import is_decodable
 from mockserver.resources import data_path
 from mockserver.settings import Settings
@@ -274,26 +281,62 @@ def test_user_directory_media_types_come_from_extensions(tmp_path: Path) -> None
 
 def test_user_image_without_sidecar_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "lonely.png").write_bytes(_png())
-    with pytest.raises(ValueError, match=r"lonely\.png has no text sidecar lonely\.txt"):
+    with pytest.raises(
+        ValueError, match=r"lonely\.png: the fixture image has no text sidecar lonely\.txt"
+    ):
         FixtureCatalogue.from_directory(tmp_path)
 
 
 def test_prompts_file_without_image_is_a_clear_error(tmp_path: Path) -> None:
     _user_dir(tmp_path, _png(), "text")
     (tmp_path / "mien.prompts.yaml").write_text("a: b\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"mien\.prompts\.yaml has no image mien\.EXT"):
+    with pytest.raises(ValueError, match=r"mien\.prompts\.yaml: has no image mien\.EXT"):
         FixtureCatalogue.from_directory(tmp_path)
 
 
 def test_prompts_file_that_is_not_a_mapping_is_a_clear_error(tmp_path: Path) -> None:
     _user_dir(tmp_path, _png(), "text", "- just\n- a list\n")
-    with pytest.raises(ValueError, match=r"mine\.prompts\.yaml must map each prompt"):
+    with pytest.raises(ValueError, match=r"mine\.prompts\.yaml: must map each prompt"):
         FixtureCatalogue.from_directory(tmp_path)
 
 
 def test_missing_user_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="does not exist"):
         FixtureCatalogue.from_directory(tmp_path / "nope")
+
+
+def test_a_user_directory_reports_every_problem_and_keeps_the_sound_fixtures(
+    tmp_path: Path,
+) -> None:
+    for name, image in (("good", _png(1)), ("garbled", _png(2)), ("latin", _png(3))):
+        (tmp_path / f"{name}.png").write_bytes(image)
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    for name in ("good", "garbled", "broken"):
+        (tmp_path / f"{name}.txt").write_text(name, encoding="utf-8")
+    (tmp_path / "latin.txt").write_bytes("Stra\xdfe".encode("latin-1"))
+    (tmp_path / "garbled.prompts.yaml").write_text('"Only the total: [42\n', encoding="utf-8")
+    fixtures, problems = read_directory(tmp_path)
+    assert [fixture.name for fixture in fixtures] == ["good.png"]
+    found = {problem.path.name: problem.problem for problem in problems}
+    assert found == {
+        "broken.png": "does not decode as an image (the live OCR would answer 500)",
+        "garbled.prompts.yaml": found["garbled.prompts.yaml"],
+        "latin.txt": "is not UTF-8 text (byte 0xdf at offset 4); save it as UTF-8",
+    }
+    assert re.fullmatch(r"is not valid YAML at line \d+: .+", found["garbled.prompts.yaml"])
+    assert all("\n" not in str(problem) for problem in problems)
+    with pytest.raises(
+        FixtureError, match=r"broken\.png: does not decode .* \(and 2 more problems\)"
+    ):
+        FixtureCatalogue.from_directory(tmp_path)
+
+
+def test_a_file_given_as_the_fixture_directory(tmp_path: Path) -> None:
+    (tmp_path / "scan.png").write_bytes(_png())
+    with pytest.raises(
+        FixtureError, match=r"scan\.png: the fixture directory is a file, not a directory"
+    ):
+        FixtureCatalogue.from_directory(tmp_path / "scan.png")
 
 
 # -- the fallback text -----------------------------------------------------------------------

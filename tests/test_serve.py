@@ -4,9 +4,11 @@ refused configurations, and the HTTP behaviour that depends on the production se
 from __future__ import annotations
 
 import signal
+import sqlite3
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -288,3 +290,69 @@ def padded_png(png: bytes, size: int) -> bytes:
     padded = png[:end] + chunk + png[end:]
     assert len(padded) == size
     return padded
+
+
+# -- stopping: SIGTERM and Ctrl-C --------------------------------------------------------------
+
+
+def _slow_upload(server: ServerProcess, image: bytes) -> tuple[threading.Thread, list[object]]:
+    """An upload held by a fault rule's delay, in a thread; its answer (or error) lands in the
+    list."""
+    outcome: list[object] = []
+
+    def send() -> None:
+        try:
+            outcome.append(
+                requests.post(
+                    server.base_url + "/ocr",
+                    headers={"Authorization": f"Bearer {PRO.token}"},
+                    files={"file": ("scan.png", image, "image/png")},
+                    timeout=30,
+                ).status_code
+            )
+        except requests.ConnectionError as cut:
+            outcome.append(cut)
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread, outcome
+
+
+def _consistent(state: Path) -> int:
+    """The state file is whole, and its usage agrees with its journal: the images counted."""
+    with sqlite3.connect(state) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        used = db.execute("SELECT COALESCE(SUM(images_used), 0) FROM usage").fetchone()[0]
+        served = db.execute("SELECT COUNT(*) FROM journal WHERE status = 200").fetchone()[0]
+    assert used == served
+    return int(used)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("stop", "exit_code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)], ids=["TERM", "INT"]
+)
+def test_a_stop_signal_leaves_a_consistent_state_and_the_documented_exit_code(
+    tmp_path: Path, make_image: Callable[..., bytes], stop: signal.Signals, exit_code: int
+) -> None:
+    state = tmp_path / "state.sqlite3"
+    server = ServerProcess(state=state, env=NO_ENV_STATE, stop_signal=stop).start()
+    try:
+        control = requests.Session()
+        fault = {"delayMs": 3000, "times": 1}
+        assert control.post(server.url + "/_mock/faults", json=fault).status_code == 201
+        thread, outcome = _slow_upload(server, make_image(text="in flight"))
+        time.sleep(1.0)  # the upload is in, held by the rule's delay
+    finally:
+        server.stop(timeout=20)
+    thread.join(30)
+    assert server.process is not None
+    assert server.process.returncode == exit_code, "".join(server.output)
+    assert "Traceback" not in "".join(server.output)
+    used = _consistent(state)
+    if stop == signal.SIGTERM:  # graceful: the request in flight finishes
+        assert outcome == [200]
+        assert used == 1
+    else:  # at once: the request is cut, and counted only if it was answered
+        assert len(outcome) == 1
+        assert used == (1 if outcome == [200] else 0)

@@ -25,6 +25,7 @@ run and machine with the same Faker version.
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -117,13 +118,15 @@ class FixtureCatalogue:
 
     @classmethod
     def from_directory(cls, directory: Path) -> FixtureCatalogue:
-        """A user directory of images with ``NAME.txt`` sidecars (see the module docstring)."""
-        if not directory.is_dir():
-            raise FixtureError(f"fixture directory {directory} does not exist")
-        files = sorted(path for path in directory.iterdir() if path.is_file())
-        images = [path for path in files if path.suffix.lower() in MEDIA_TYPES]
-        _check_prompt_files(files, {image.stem for image in images})
-        return cls(_user_fixture(image) for image in images)
+        """A user directory of images with ``NAME.txt`` sidecars (see the module docstring).
+
+        Raises FixtureError naming the first problem (and how many more there are).
+        """
+        fixtures, problems = read_directory(directory)
+        if problems:
+            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+            raise FixtureError(f"{problems[0]}{more}")
+        return cls(fixtures)
 
     def __iter__(self) -> Iterator[Fixture]:
         return iter(self._by_hash.values())
@@ -185,30 +188,105 @@ def _prompts(loaded: object, where: str) -> Mapping[str, str]:
     return MappingProxyType(dict(loaded))
 
 
-def _check_prompt_files(files: Sequence[Path], image_stems: set[str]) -> None:
-    for path in files:
-        if path.name.endswith(PROMPTS_SUFFIX):
-            stem = path.name.removesuffix(PROMPTS_SUFFIX)
-            if stem not in image_stems:
-                raise FixtureError(f"{path} has no image {stem}.EXT beside it")
+@dataclass(frozen=True)
+class FixtureProblem:
+    """Why one file of a user fixture directory cannot be used."""
+
+    path: Path
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}"
+
+
+def read_directory(directory: Path) -> tuple[list[Fixture], list[FixtureProblem]]:
+    """The fixtures of a user directory, and every problem found in it (not just the first):
+    the sound fixtures load even when others have problems."""
+    if not directory.is_dir():
+        what = "is a file, not a directory" if directory.exists() else "does not exist"
+        return [], [FixtureProblem(directory, f"the fixture directory {what}")]
+    try:
+        files = sorted(path for path in directory.iterdir() if path.is_file())
+    except OSError as failure:
+        return [], [FixtureProblem(directory, f"cannot be read ({failure.strerror})")]
+    images = [path for path in files if path.suffix.lower() in MEDIA_TYPES]
+    stems = {image.stem for image in images}
+    problems = [
+        FixtureProblem(path, f"has no image {stem}.EXT beside it")
+        for path in files
+        if path.name.endswith(PROMPTS_SUFFIX)
+        and (stem := path.name.removesuffix(PROMPTS_SUFFIX)) not in stems
+    ]
+    fixtures = []
+    for image in images:
+        try:
+            fixtures.append(_user_fixture(image))
+        except _Unusable as failure:
+            problems.append(failure.problem)
+    return fixtures, problems
+
+
+class _Unusable(Exception):
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = FixtureProblem(path, problem)
 
 
 def _user_fixture(image: Path) -> Fixture:
+    from mockserver.imaging import is_decodable
+
     sidecar = image.with_suffix(".txt")
     if not sidecar.is_file():
-        raise FixtureError(f"fixture image {image} has no text sidecar {sidecar.name}")
+        raise _Unusable(image, f"the fixture image has no text sidecar {sidecar.name}")
+    data = _read(image)
+    if not is_decodable(io.BytesIO(data)):
+        raise _Unusable(image, "does not decode as an image (the live OCR would answer 500)")
     prompts: Mapping[str, str] = {}
     prompts_file = image.with_name(image.stem + PROMPTS_SUFFIX)
     if prompts_file.is_file():
-        loaded = yaml.load(prompts_file.read_text(encoding="utf-8-sig"), Loader=_Loader)
-        prompts = _prompts(loaded or {}, str(prompts_file))
+        prompts = _prompts_file(prompts_file)
     return Fixture(
         name=image.name,
-        sha256=hashlib.sha256(image.read_bytes()).hexdigest(),
+        sha256=hashlib.sha256(data).hexdigest(),
         media_type=MEDIA_TYPES[image.suffix.lower()],
-        text=sidecar.read_text(encoding="utf-8-sig"),  # utf-8-sig: Notepad's BOM is not text
+        text=_text(sidecar),
         prompts=prompts,
     )
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as failure:
+        raise _Unusable(path, f"cannot be read ({failure.strerror})") from None
+
+
+def _text(path: Path) -> str:
+    data = _read(path)
+    try:
+        return data.decode("utf-8-sig")  # utf-8-sig: Notepad's BOM is not text
+    except UnicodeDecodeError as failure:
+        raise _Unusable(
+            path,
+            f"is not UTF-8 text (byte 0x{data[failure.start]:02x} at offset {failure.start}); "
+            "save it as UTF-8",
+        ) from None
+
+
+def _prompts_file(path: Path) -> Mapping[str, str]:
+    try:
+        loaded = yaml.load(_text(path), Loader=_Loader)
+    except yaml.YAMLError as failure:
+        mark = getattr(failure, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(failure, "problem", None) or "malformed"
+        raise _Unusable(path, f"is not valid YAML{where}: {problem}") from None
+    try:
+        return _prompts(loaded or {}, "the file")
+    except FixtureError:
+        raise _Unusable(
+            path, "must map each prompt to its text, e.g. `Only the total: 42.00`"
+        ) from None
 
 
 # -- the fallback for unknown images ----------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
 from mockserver.api import OCR_PATH
 from mockserver.app import create_app
@@ -117,7 +118,16 @@ class MockServer(BaseApplication):  # type: ignore[misc]
         }
         self.on_ready = on_ready
         self.application: Flask | None = None
+        self.interrupted = False  # set when SIGINT (Ctrl-C) stopped the server
         super().__init__()
+
+    def run(self) -> None:
+        """gunicorn's master loop, until a signal stops it (SIGINT: `interrupted` is set)."""
+        try:
+            _Arbiter(self).run()
+        except RuntimeError as failure:  # as gunicorn's own run() reports its start-up errors
+            print(f"itsocr-mock: error: {failure}", file=sys.stderr, flush=True)
+            sys.exit(1)
 
     def load_config(self) -> None:
         """gunicorn's hook: the kit's settings (see `gunicorn_options`)."""
@@ -155,3 +165,12 @@ class MockServer(BaseApplication):  # type: ignore[misc]
         print(banner(base_url, self.settings), file=sys.stderr, flush=True)
         if self.on_ready:
             self.on_ready(base_url)
+
+
+class _Arbiter(Arbiter):  # type: ignore[misc]
+    """gunicorn's master, telling its application when SIGINT stopped it: gunicorn exits 0
+    after any stop signal, but a shell expects 130 after Ctrl-C."""
+
+    def handle_int(self) -> None:
+        self.app.interrupted = True
+        super().handle_int()

@@ -1,15 +1,18 @@
 """The `itsocr-mock` command.
 
 ``serve`` runs the mock. The control commands (``accounts``, ``usage``, ``tokens``, ``reset``,
-``fixtures``) act on a running mock over its control API (``--url``, env ``ITSOCR_MOCK_URL``) or
-directly on a state file (``--state``, env ``ITSOCR_MOCK_STATE``; by default the file ``serve``
-uses), which a mock serving that file sees at once. ``check URL`` runs the contract suite.
+``clock``, ``faults``, ``requests``, ``fixtures``) act on a running mock over its control API
+(``--url``, env ``ITSOCR_MOCK_URL``) or directly on a state file (``--state``, env
+``ITSOCR_MOCK_STATE``; by default the file ``serve`` uses), which a mock serving that file sees
+at once. ``check URL`` runs the contract suite.
 
-Exit codes: 0 done, 1 not found / mock unreachable / contract broken, 2 usage error. ``--json``
-prints the control API's JSON, for scripts.
+Exit codes: 0 done, 1 not found / mock unreachable / contract broken, 2 usage error, 130
+interrupted. ``--json`` prints the control API's JSON, for scripts. Every mistake is told in one
+line on stderr, never a traceback.
 
-One module per job: `serve`, `control` (accounts, usage, tokens, reset and their target),
-`fixtures`, `check`; `common` holds what they share.
+One module per command group: `serve`, `control` (accounts, usage, tokens, reset), `clock`,
+`faults`, `journal` (requests), `fixtures`, `check`; `target` is where the control commands act
+and how they print, `common` what every command shares.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from mockserver import __version__
 from mockserver.cli.check import add_check_command, suite_arguments
+from mockserver.cli.clock import add_clock_commands
 from mockserver.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -29,8 +34,10 @@ from mockserver.cli.common import (
     CommandError,
     _fail,
 )
-from mockserver.cli.control import add_control_commands, target_options
+from mockserver.cli.control import add_control_commands
+from mockserver.cli.faults import add_fault_commands
 from mockserver.cli.fixtures import add_fixture_commands
+from mockserver.cli.journal import add_journal_command
 from mockserver.cli.serve import add_serve_command
 
 __all__ = [
@@ -45,17 +52,28 @@ __all__ = [
 ]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, telling a usage mistake in one line (where to find the usage, not the usage
+    itself, which can run to ten lines and push the mistake out of sight)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``PROG: error: MESSAGE (see PROG --help)`` and exit 2."""
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `itsocr-mock` and its subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="itsocr-mock", description="A faithful, controllable mock of the itsOCR API."
     )
     parser.add_argument("--version", action="version", version=f"itsocr-mock {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_serve_command(commands)
-    target = target_options()  # shared by the control commands and `fixtures list|add`
-    add_control_commands(commands, target)
-    add_fixture_commands(commands, target)
+    add_control_commands(commands)
+    add_clock_commands(commands)
+    add_fault_commands(commands)
+    add_journal_command(commands)
+    add_fixture_commands(commands)
     add_check_command(commands)
     return parser
 

@@ -15,15 +15,38 @@ from pathlib import Path
 from typing import Any
 
 from mockserver.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, URL_ENV, CommandError
-from mockserver.cli.control import _emit, _table, open_target
+from mockserver.cli.target import TARGET_HEADING, add_command, emit, open_target, table
 
 
-def add_fixture_commands(commands: Any, target: argparse.ArgumentParser) -> None:
-    """Add ``fixtures list|add|verify`` to `commands`; `target` is the control target's options."""
+def add_fixture_commands(commands: Any) -> None:
+    """Add ``fixtures list|add|verify`` to `commands`."""
     fixtures = commands.add_parser("fixtures", help="list, add or verify OCR fixtures")
     actions = fixtures.add_subparsers(dest="action", required=True, metavar="ACTION")
-    directories = argparse.ArgumentParser(add_help=False)
-    directories.add_argument(
+    listing = add_command(
+        actions, "list", fixtures_list, "the fixture catalogue and the fixtures added at run time"
+    )
+    _directories(listing)
+    add = add_command(actions, "add", fixtures_add, "make the mock answer TEXT for the image IMAGE")
+    add.add_argument("image", metavar="IMAGE", type=Path, help="an image file")
+    add.add_argument("text", metavar="TEXT", help="the text the mock returns for it")
+    add.add_argument("--prompt", help="only for requests with this prompt")
+    verify = actions.add_parser(
+        "verify",
+        help="check the catalogue: files, SHA-256, types, images decode",
+        description="Check the built-in fixtures (and --fixtures directories): every file is "
+        "there, matches its SHA-256 and declared type, and decodes; every problem is listed. "
+        "With --url, also send each image once to that running mock (Enterprise demo token) "
+        "and compare the text.",
+    )
+    _directories(verify)
+    where = verify.add_argument_group(TARGET_HEADING.partition(" (")[0] + " (optional)")
+    where.add_argument("--url", help=f"a running mock to check too (env {URL_ENV})")
+    verify.add_argument("--json", action="store_true", help="print JSON, for scripts")
+    verify.set_defaults(handler=fixtures_verify)
+
+
+def _directories(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--fixtures",
         action="append",
         type=Path,
@@ -31,30 +54,6 @@ def add_fixture_commands(commands: Any, target: argparse.ArgumentParser) -> None
         metavar="DIR",
         help="also a directory of user fixtures, as `serve --fixtures` takes (repeatable)",
     )
-    listing = actions.add_parser(
-        "list",
-        parents=[target, directories],
-        help="the fixture catalogue and the fixtures added at run time",
-    )
-    listing.set_defaults(handler=fixtures_list)
-    add = actions.add_parser(
-        "add", parents=[target], help="make the mock answer TEXT for the image IMAGE"
-    )
-    add.add_argument("image", metavar="IMAGE", type=Path, help="an image file")
-    add.add_argument("text", metavar="TEXT", help="the text the mock returns for it")
-    add.add_argument("--prompt", help="only for requests with this prompt")
-    add.set_defaults(handler=fixtures_add)
-    verify = actions.add_parser(
-        "verify",
-        parents=[directories],
-        help="check the catalogue: files, SHA-256, types, images decode",
-        description="Check the built-in fixtures (and --fixtures directories): every file is "
-        "there, matches its SHA-256 and declared type, and decodes. With --url, also send each "
-        "image once to that running mock (Enterprise demo token) and compare the text.",
-    )
-    verify.add_argument("--url", help=f"a running mock to check too (env {URL_ENV})")
-    verify.add_argument("--json", action="store_true", help="print JSON, for scripts")
-    verify.set_defaults(handler=fixtures_verify)
 
 
 def _catalogue(directories: Sequence[Path]) -> Any:
@@ -82,10 +81,10 @@ def fixtures_list(args: argparse.Namespace) -> int:
         added = target.control.list_fixtures()
     rows = [(f["name"], f["sha256"][:12], "catalogue", _preview(f["text"])) for f in catalogue]
     rows += [(a.get("name"), str(a["sha256"])[:12], "added", _preview(a["text"])) for a in added]
-    return _emit(
+    return emit(
         args,
         {"catalogue": catalogue, "added": added},
-        _table(rows, ("NAME", "SHA-256", "SOURCE", "TEXT")),
+        table(rows, ("NAME", "SHA-256", "SOURCE", "TEXT")),
     )
 
 
@@ -108,7 +107,7 @@ def fixtures_add(args: argparse.Namespace) -> int:
             image, args.text, prompt=args.prompt, name=args.image.name, media_type=media_type
         )
     prompt = f" with the prompt {args.prompt!r}" if args.prompt else ""
-    return _emit(
+    return emit(
         args, added, f"{target.where}: {args.image.name}{prompt} -> {_preview(args.text)!r}"
     )
 
@@ -135,6 +134,8 @@ def fixtures_verify(args: argparse.Namespace) -> int:
     checks = _verify_manifest(data_path("fixtures"))
     for directory in args.fixtures:
         checks += _verify_directory(directory)
+    # A directory `serve --fixtures` would refuse (exit 2) is a usage error here too.
+    refused = any(check.problems for check in checks if check.source != "built-in")
     url = args.url or os.environ.get(URL_ENV)
     if url:
         _verify_served(url.rstrip("/"), checks)
@@ -142,8 +143,8 @@ def fixtures_verify(args: argparse.Namespace) -> int:
     lines = [f"{c.source}: {c.name}: {'; '.join(c.problems)}" for c in bad]
     lines.append(f"{len(checks) - len(bad)} of {len(checks)} fixtures verified")
     report = {"fixtures": [check.to_json() for check in checks], "ok": not bad}
-    _emit(args, report, "\n".join(lines))
-    return EXIT_FAILED if bad else EXIT_OK
+    emit(args, report, "\n".join(lines))
+    return EXIT_USAGE if refused else EXIT_FAILED if bad else EXIT_OK
 
 
 def _verify_manifest(directory: Path) -> list[FixtureCheck]:
@@ -171,18 +172,22 @@ def _verify_manifest(directory: Path) -> list[FixtureCheck]:
 
 
 def _verify_directory(directory: Path) -> list[FixtureCheck]:
-    from mockserver.fixtures import FixtureCatalogue
+    """A verdict per file of a user directory: every problem, and the sound fixtures."""
+    from mockserver.fixtures import read_directory
 
-    try:
-        catalogue = FixtureCatalogue.from_directory(directory)
-    except (OSError, ValueError) as failure:
-        return [FixtureCheck(str(directory), "-", [str(failure)])]
-    checks = []
-    for fixture in catalogue:
+    fixtures, problems = read_directory(directory)
+    checks = [
+        FixtureCheck(str(directory), _relative(problem.path, directory), [problem.problem])
+        for problem in problems
+    ]
+    for fixture in fixtures:
         path = directory / fixture.name
-        problems = _image_problems(fixture, path, path.read_bytes())
-        checks.append(FixtureCheck(str(directory), fixture.name, problems, path, fixture))
+        checks.append(FixtureCheck(str(directory), fixture.name, [], path, fixture))
     return checks
+
+
+def _relative(path: Path, directory: Path) -> str:
+    return path.name if path.parent == directory else "-"
 
 
 def _image_problems(fixture: Any, path: Path, data: bytes) -> list[str]:

@@ -1,0 +1,156 @@
+"""Where the control commands act, and how they print what they got.
+
+A control command acts on a running mock over its control API (``--url``, env
+``ITSOCR_MOCK_URL``) or directly on a state file (``--state``, env ``ITSOCR_MOCK_STATE``; by
+default the file ``serve`` uses), which a mock serving that file sees at once. Either way it
+goes through the control API: a state file's is served in-process by the mock's own handlers.
+``--json`` prints the control API's JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mockserver.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, URL_ENV, CommandError
+from mockserver.settings import ENVIRONMENT, Settings, default_state_path
+
+if TYPE_CHECKING:
+    from mockserver.client import ControlApiError, MockControl
+
+TARGET_HEADING = "target (default: the state file `serve` uses)"
+
+
+def add_target_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--url | --state`` and ``--admin-token`` under the target heading, and ``--json``.
+
+    Added to each command rather than inherited from a parent parser: argparse (before 3.12)
+    copies a parent's mutually exclusive group out of its heading, into "options".
+    """
+    where = parser.add_argument_group(TARGET_HEADING)
+    exclusive = where.add_mutually_exclusive_group()
+    exclusive.add_argument(
+        "--url", help=f"a running mock's origin, e.g. http://127.0.0.1:8080 (env {URL_ENV})"
+    )
+    exclusive.add_argument(
+        "--state",
+        metavar="PATH",
+        help=f"act directly on this state file (env {ENVIRONMENT['state']})",
+    )
+    where.add_argument(
+        "--admin-token",
+        metavar="TOKEN",
+        help=f"the running mock's admin token, if it has one (env {ENVIRONMENT['admin_token']})",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON, for scripts")
+
+
+def add_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    handler: Callable[[argparse.Namespace], int],
+    help: str,
+    description: str | None = None,
+    **defaults: object,
+) -> argparse.ArgumentParser:
+    """A subcommand acting on a target: its parser, with the target options, calling `handler`
+    (`defaults` are set on the parsed arguments, as `set_defaults` does)."""
+    parser = commands.add_parser(name, help=help, description=description or help)
+    add_target_options(parser)
+    parser.set_defaults(handler=handler, **defaults)
+    return parser
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a control command acts: the control API of a running mock, or of a state file."""
+
+    control: MockControl
+    where: str  # the mock's origin, or the state file's path
+
+
+@contextmanager
+def open_target(args: argparse.Namespace) -> Iterator[Target]:
+    """The target the command line names: --url, --state, their environment, or the default.
+
+    Control-API failures inside the block become one-line CommandErrors saying what to do.
+    """
+    import requests
+
+    from mockserver.client import ControlApiError, MockControl
+
+    url = args.url or (None if args.state else os.environ.get(URL_ENV))
+    if url:
+        admin_token = args.admin_token or os.environ.get(ENVIRONMENT["admin_token"])
+        control = MockControl(url, admin_token=admin_token)
+        target, close = Target(control, url.rstrip("/")), control.close
+    else:
+        target, close = _state_file_target(args)
+    try:
+        yield target
+    except requests.ConnectionError:
+        raise CommandError(
+            f"no mock answers at {target.where}: start one with `itsocr-mock serve`, or act on "
+            "its state file with --state PATH"
+        ) from None
+    except ControlApiError as failure:
+        raise _control_failure(failure) from None
+    finally:
+        close()
+
+
+LOCAL_ORIGIN = "http://state-file.itsocr-mock.invalid"  # never resolved: no socket is opened
+
+
+def _state_file_target(args: argparse.Namespace) -> tuple[Target, Callable[[], None]]:
+    """The control API of a state file, served in-process: the running mock's own handlers,
+    rules and JSON over the file's store and backend, so that both targets behave alike."""
+    from mockserver.app import create_app
+    from mockserver.client import MockControl, WsgiAdapter
+    from mockserver.web import EXTENSION_KEY
+
+    state = args.state or os.environ.get(ENVIRONMENT["state"]) or default_state_path()
+    if state == ":memory:":
+        raise CommandError(
+            "an in-memory state lives only inside its server: use --url to reach it", EXIT_USAGE
+        )
+    app = create_app(Settings(state=state))
+    control = MockControl(LOCAL_ORIGIN)
+    control.session.mount(LOCAL_ORIGIN + "/", WsgiAdapter(app))
+
+    def close() -> None:
+        control.close()
+        app.extensions[EXTENSION_KEY].store.close()
+
+    return Target(control, state), close
+
+
+def _control_failure(failure: ControlApiError) -> CommandError:
+    if failure.status == 401:
+        return CommandError(
+            f"the mock's control API refused the request ({failure.error}): pass its admin "
+            f"token with --admin-token or {ENVIRONMENT['admin_token']}"
+        )
+    # 400: the request was wrong (bad plan, bad image...); 404 unknown id; 409 a limit.
+    return CommandError(failure.error, EXIT_USAGE if failure.status == 400 else EXIT_FAILED)
+
+
+def emit(args: argparse.Namespace, data: object, text: str) -> int:
+    """Print `data` as JSON with ``--json``, else `text`; the command is done."""
+    print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else text)
+    return EXIT_OK
+
+
+def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
+    """`rows` in aligned columns under `header`; None shows as ``-``."""
+    cells = [list(header), *([("-" if v is None else str(v)) for v in row] for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    )

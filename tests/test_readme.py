@@ -191,3 +191,28 @@ def test_console_examples_are_commands_the_cli_accepts() -> None:
             build_parser().parse_args(args)
         except SystemExit:
             pytest.fail(f"the CLI rejects a README example: {line}")
+
+
+def test_the_status_table_is_every_error_the_contract_lists() -> None:
+    """The README's table of statuses and messages is the one of openapi.yaml: every error
+    example, each under its `respond_with_example` name, and nothing else."""
+    from mockserver.contract import load_spec
+
+    table = README.split("<!-- status-table -->\n", 1)[1].split("<!-- /status-table -->", 1)[0]
+    rows = [
+        [cell.strip() for cell in line.strip("|").split(" | ")]
+        for line in table.strip().splitlines()[2:]
+    ]
+    shown = [(int(status), error.strip("`"), name.strip("`")) for status, error, _, name in rows]
+    responses = load_spec()["paths"]["/ocr"]["post"]["responses"]
+    listed = {
+        (int(status), example["value"]["error"], name)
+        for status, response in responses.items()
+        if status != "200"
+        for name, example in response.get("content", {})
+        .get("application/json", {})
+        .get("examples", {})
+        .items()
+    }
+    assert sorted(shown) == sorted(listed)
+    assert len(shown) == len(set(shown))

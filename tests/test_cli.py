@@ -27,6 +27,7 @@ import requests
 from PIL import Image
 
 import contract_tests
+import contract_tests.plugin as contract_plugin
 from mockserver import errors
 from mockserver.backend import DEMO_ACCOUNTS, OVERRIDE_STATUSES, Backend
 from mockserver.cli import main, suite_arguments
@@ -572,6 +573,10 @@ def test_help_is_consistent(cli: Cli) -> None:
 
 def test_help_lists_the_choices(cli: Cli) -> None:
     assert "{free,pro,enterprise}" in cli("accounts", "create", "--help").out
+    check = cli("check", "--help").out
+    # The suite's own options take the same values.
+    assert f"--plan {{{','.join(contract_plugin.PLANS)}}}" in check
+    assert f"--level {{{','.join(contract_plugin.LEVELS)}}}" in check
     *others, last = OVERRIDE_STATUSES
     assert f"({', '.join(map(str, others))} or {last})" in cli("faults", "add", "--help").out
     assert "{DEBUG,INFO,WARNING,ERROR,CRITICAL}" in cli("serve", "--help").out

@@ -77,6 +77,21 @@ MISTAKES = {
         "that is a token, not a token id; its id is demo-free-token",
         files={"state.sqlite3": b""},  # replaced by a real state in `run`
     ),
+    "a client timeout that is not a number": Mistake(
+        ("serve", "--client-timeout", "nan"), "--client-timeout must be a positive number"
+    ),
+    "a URL without its scheme": Mistake(
+        ("usage", "demo-free", "--url", "localhost:8080"),
+        "--url must be a mock's http(s) origin, e.g. http://127.0.0.1:8080 (got 'localhost:8080')",
+    ),
+    "a malformed URL in the environment": Mistake(
+        ("faults", "list"),
+        "ITSOCR_MOCK_URL must be a mock's http(s) origin",
+        env={"ITSOCR_MOCK_URL": "http://[::1"},
+    ),
+    "fixtures verify against a URL without its scheme": Mistake(
+        ("fixtures", "verify", "--url", "127.0.0.1:8080"), "--url must be a mock's http(s) origin"
+    ),
     "an unreachable mock": Mistake(
         ("clock", "show", "--url", "http://127.0.0.1:9"), "no mock answers at", code=1
     ),

@@ -329,7 +329,10 @@ def test_a_second_mock_on_the_same_port_is_refused(tmp_path: Path) -> None:
             timeout=SOCKET_TIMEOUT,
         )
     assert second.returncode == 2
-    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in second.stderr
+    assert (
+        second.stderr
+        == f"itsocr-mock: error: port {port} on 127.0.0.1 is in use; pick another or --port 0\n"
+    )
 
 
 # -- kill -9 under load ----------------------------------------------------------------------

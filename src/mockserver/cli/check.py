@@ -13,6 +13,8 @@ from mockserver.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError
 
 def add_check_command(commands: Any) -> None:
     """Add the ``check`` subcommand to `commands`, the subparsers of `itsocr-mock`."""
+    from mockserver.plans import plans
+
     check = commands.add_parser(
         "check",
         usage="itsocr-mock check [options] URL [-- PYTEST_ARGS...]",
@@ -29,9 +31,12 @@ def add_check_command(commands: Any) -> None:
     check.add_argument(
         "--token", help="an API token of the target (env ITSOCR_TOKEN); its requests may be billed"
     )
-    check.add_argument("--plan", help="the plan of --token's account (default free)")
+    check.add_argument(
+        "--plan", choices=list(plans()), help="the plan of --token's account (default free)"
+    )
     check.add_argument(
         "--level",
+        choices=("documented", "observed"),
         help="documented: what the vendor docs promise; observed: every observed behaviour "
         "(default observed on a mock, documented otherwise)",
     )

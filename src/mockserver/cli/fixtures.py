@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from mockserver.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, URL_ENV, CommandError
-from mockserver.cli.target import TARGET_HEADING, add_command, emit, open_target, table
+from mockserver.cli.target import (
+    TARGET_HEADING,
+    add_command,
+    check_origin,
+    emit,
+    open_target,
+    table,
+)
 
 
 def add_fixture_commands(commands: Any) -> None:
@@ -138,6 +145,7 @@ def fixtures_verify(args: argparse.Namespace) -> int:
     refused = any(check.problems for check in checks if check.source != "built-in")
     url = args.url or os.environ.get(URL_ENV)
     if url:
+        check_origin(url, "--url" if args.url else URL_ENV)
         _verify_served(url.rstrip("/"), checks)
     bad = [check for check in checks if check.problems]
     lines = [f"{c.source}: {c.name}: {'; '.join(c.problems)}" for c in bad]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
 import socket
 from pathlib import Path
 from typing import Any
@@ -149,7 +150,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         raise CommandError("--journal-limit must be at least 1", EXIT_USAGE)
     if not settings.state_prefix:
         raise CommandError("--state-prefix must not be empty", EXIT_USAGE)
-    if settings.client_timeout <= 0:
+    if not 0 < settings.client_timeout < math.inf:  # nan and inf too
         raise CommandError("--client-timeout must be a positive number of seconds", EXIT_USAGE)
     if settings.in_memory and args.workers > 1:
         raise CommandError(

@@ -86,6 +86,7 @@ def open_target(args: argparse.Namespace) -> Iterator[Target]:
 
     url = args.url or (None if args.state else os.environ.get(URL_ENV))
     if url:
+        check_origin(url, "--url" if args.url else URL_ENV)
         admin_token = args.admin_token or os.environ.get(ENVIRONMENT["admin_token"])
         control = MockControl(url, admin_token=admin_token)
         target, close = Target(control, url.rstrip("/")), control.close
@@ -98,10 +99,29 @@ def open_target(args: argparse.Namespace) -> Iterator[Target]:
             f"no mock answers at {target.where}: start one with `itsocr-mock serve`, or act on "
             "its state file with --state PATH"
         ) from None
+    except requests.RequestException as failure:  # a timeout, endless redirects...
+        raise CommandError(f"{target.where} did not answer as a mock does: {failure}") from None
     except ControlApiError as failure:
         raise _control_failure(failure) from None
     finally:
         close()
+
+
+def check_origin(url: str, option: str) -> None:
+    """Raise a usage CommandError unless `url` is an http(s) origin (a path is allowed)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError:
+        usable = False
+    if not usable:
+        raise CommandError(
+            f"{option} must be a mock's http(s) origin, e.g. http://127.0.0.1:8080 (got {url!r})",
+            EXIT_USAGE,
+        )
 
 
 LOCAL_ORIGIN = "http://state-file.itsocr-mock.invalid"  # never resolved: no socket is opened

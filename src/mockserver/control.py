@@ -309,7 +309,7 @@ def list_requests() -> Response:
     status = _query_integer("status", 0, 999)
     limit = _query_integer("limit", 1, None)
     entries = current_backend().journal(request.args.get("account"), status, limit)
-    return json_response([_entry_json(entry) for entry in entries])
+    return json_response([entry_json(entry) for entry in entries])
 
 
 @control.delete("/requests")
@@ -529,8 +529,9 @@ def _fixture_json(fixture: RegisteredFixture) -> dict[str, object]:
     }
 
 
-def _entry_json(entry: JournalEntry) -> dict[str, object]:
-    return {
+def entry_json(entry: JournalEntry) -> dict[str, object]:
+    """A journal entry as the control API shows it (the mock's and the proxy's)."""
+    shown: dict[str, object] = {
         "time": entry.time,
         "method": entry.method,
         "path": entry.path,
@@ -547,3 +548,6 @@ def _entry_json(entry: JournalEntry) -> dict[str, object]:
         "hint": entry.hint,
         "durationMs": entry.duration_ms,
     }
+    if entry.violations is not None:  # a proxy's journal: how the upstream's answer broke the spec
+        shown["violations"] = list(entry.violations)
+    return shown

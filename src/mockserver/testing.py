@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
@@ -73,9 +73,15 @@ class ServedApp:
         # before it releases what they use (the store).
         with self._idle:
             self._in_flight += 1
+        answer: Iterable[bytes] = ()
         try:
-            yield from self.app(environ, start_response)
+            answer = self.app(environ, start_response)
+            yield from answer
         finally:
+            # PEP 3333: the server calls the app's iterable's close() (`yield from` does not).
+            close = getattr(answer, "close", None)
+            if close is not None:
+                close()
             with self._idle:
                 self._in_flight -= 1
                 self._idle.notify_all()
@@ -148,14 +154,16 @@ class InProcessServer(ServedApp):
         super().__init__(app, close=self.backend.store.close)
 
 
-_READY = re.compile(r"itsOCR mock listening on (http://\S+)")
+_READY = re.compile(r"itsOCR mock (?:proxy )?listening on (http://\S+)")
 
 
 @dataclass
 class ServerProcess:
-    """`itsocr-mock serve` in a child process, on a free port unless told otherwise."""
+    """`itsocr-mock serve` (or `proxy`) in a child process, on a free port unless told
+    otherwise."""
 
     args: Sequence[str] = ()
+    command: str = "serve"  # or "proxy"
     state: Path | str | None = ":memory:"  # None: no --state, so serve's own default applies
     env: dict[str, str] | None = None
     startup_timeout: float = 20.0
@@ -173,7 +181,7 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         """Start the server and wait for its banner; raises RuntimeError with its output."""
         state = ["--state", str(self.state)] if self.state is not None else []
-        command = [*self.program, "serve", "--port", "0", *state, *self.args]
+        command = [*self.program, self.command, "--port", "0", *state, *self.args]
         self.process = subprocess.Popen(
             command,
             stderr=subprocess.PIPE,
@@ -189,7 +197,9 @@ class ServerProcess:
             return self
         waited = "" if self._ready.is_set() else f" within {self.startup_timeout:g} s"
         self.stop()
-        raise RuntimeError(f"itsocr-mock serve did not start{waited}:\n" + "".join(self.output))
+        raise RuntimeError(
+            f"itsocr-mock {self.command} did not start{waited}:\n" + "".join(self.output)
+        )
 
     def _pump(self) -> None:
         # Keep reading stderr so that the child never blocks on a full pipe; the banner's

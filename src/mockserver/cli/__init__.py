@@ -38,6 +38,7 @@ from mockserver.cli.control import add_control_commands
 from mockserver.cli.faults import add_fault_commands
 from mockserver.cli.fixtures import add_fixture_commands
 from mockserver.cli.journal import add_journal_command
+from mockserver.cli.proxy import add_proxy_command
 from mockserver.cli.serve import add_serve_command
 
 __all__ = [
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"itsocr-mock {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_serve_command(commands)
+    add_proxy_command(commands)
     add_control_commands(commands)
     add_clock_commands(commands)
     add_fault_commands(commands)

@@ -90,6 +90,8 @@ class JournalEntry:
     error: str | None = None
     hint: str | None = None
     duration_ms: float | None = None
+    # The ways the answer broke openapi.yaml: a list on a proxy's journal, None on a mock's.
+    violations: tuple[str, ...] | None = None
     seq: int | None = field(default=None, compare=False)
 
 
@@ -182,7 +184,12 @@ class StateStore(ABC):
 
     @abstractmethod
     def count_image(
-        self, account_id: str, period: str, limit: int | None, size: int, entry: JournalEntry
+        self,
+        account_id: str,
+        period: str,
+        limit: int | None,
+        size: int,
+        entry: JournalEntry,
     ) -> bool:
         """Atomically add one image to the period's usage if it stays within `limit`, and
         journal `entry` with it; False (nothing written) when the quota is used up."""

@@ -9,6 +9,7 @@ does not honour busy timeouts). The store knows nothing of HTTP and holds no rul
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -73,7 +74,7 @@ CREATE TABLE IF NOT EXISTS journal (
     seq INTEGER PRIMARY KEY, time TEXT NOT NULL, method TEXT NOT NULL,
     path TEXT NOT NULL, status INTEGER NOT NULL, account_id TEXT, token_prefix TEXT,
     file_name TEXT, mime_type TEXT, file_size INTEGER, sha256 TEXT, fixture TEXT, prompt TEXT,
-    error TEXT, hint TEXT, duration_ms REAL);
+    error TEXT, hint TEXT, duration_ms REAL, violations TEXT);
 """
 
 
@@ -360,9 +361,15 @@ class Store(StateStore):
             )
 
     def count_image(
-        self, account_id: str, period: str, limit: int | None, size: int, entry: JournalEntry
+        self,
+        account_id: str,
+        period: str,
+        limit: int | None,
+        size: int,
+        entry: JournalEntry | None,
     ) -> bool:
-        """Add one image to the period's usage if it stays within `limit`; journal `entry` too.
+        """Add one image to the period's usage if it stays within `limit`; journal `entry` too
+        (if any).
 
         This is the atomic check-and-increment that makes the quota exact under concurrency:
         the conditional upsert runs inside one write transaction, which SQLite serialises across
@@ -379,7 +386,7 @@ class Store(StateStore):
                 "WHERE ? < 0 OR images_used < ?",
                 (account_id, period, size, bound, bound, bound, bound),
             ).rowcount
-            if counted:
+            if counted and entry is not None:
                 self._insert_journal(db, entry)
         return bool(counted)
 
@@ -491,6 +498,8 @@ class Store(StateStore):
 
     def _insert_journal(self, db: sqlite3.Connection, entry: JournalEntry) -> None:
         values = [getattr(entry, name) for name in _JOURNAL_COLUMNS]
+        if entry.violations is not None:
+            values[_JOURNAL_COLUMNS.index("violations")] = json.dumps(list(entry.violations))
         placeholders = ", ".join("?" * len(values))
         cursor = db.execute(
             f"INSERT INTO journal ({', '.join(_JOURNAL_COLUMNS)}) VALUES ({placeholders})",  # noqa: S608
@@ -526,7 +535,7 @@ class Store(StateStore):
             bound = self._journal_bound(limit)
             sql = f"SELECT * FROM ({sql} ORDER BY seq DESC LIMIT {bound})"  # noqa: S608
         rows = self._read(sql + " ORDER BY seq", params)
-        return [JournalEntry(**row) for row in rows]
+        return [_journal_entry(row) for row in rows]
 
     def clear_journal(self) -> None:
         """Forget every journalled request."""
@@ -544,7 +553,10 @@ def _fault_row(row: sqlite3.Row) -> FaultRow:
 
 # Columns added since schema version 1, by table: a state file written by an older version
 # gains them (with their defaults) when opened, so that it keeps working.
-_ADDED_COLUMNS = {"faults": {"counts_usage": "INTEGER NOT NULL DEFAULT 0"}}
+_ADDED_COLUMNS = {
+    "faults": {"counts_usage": "INTEGER NOT NULL DEFAULT 0"},
+    "journal": {"violations": "TEXT"},
+}
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:
@@ -553,3 +565,10 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
         for name, declaration in columns.items():
             if name not in present:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+
+
+def _journal_entry(row: sqlite3.Row) -> JournalEntry:
+    values = dict(row)
+    if values.get("violations") is not None:
+        values["violations"] = tuple(json.loads(values["violations"]))
+    return JournalEntry(**values)

@@ -326,7 +326,7 @@ def test_the_control_api_offers_health_requests_and_reset_only(
     httpserver.expect_request("/api/v1/ocr").respond_with_json(OK_BODY, headers=cors_headers())
     proxy = start_proxy(httpserver.url_for("/"))
     health = requests.get(proxy.url + "/_mock/health", timeout=10).json()
-    assert (health["status"], health["mode"]) == ("ok", "proxy")
+    assert (health["status"], health["mode"], health["control"]) == ("ok", "proxy", False)
     assert health["upstream"] == httpserver.url_for("/").rstrip("/")
     requests.post(proxy.url + "/api/v1/ocr", timeout=10)
     assert len(proxy.journal()) == 1

@@ -147,6 +147,8 @@ def health() -> Response:
             "status": "ok",
             "version": __version__,
             "mode": "proxy",
+            # No accounts, clock or faults to drive: the contract suite treats it as a live target.
+            "control": False,
             "upstream": settings.origin,
             "state": settings.state,
             "record": str(settings.record) if settings.record is not None else None,

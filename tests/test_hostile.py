@@ -12,13 +12,20 @@ themselves are measured by ``bench/hostile.py``.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import socket
+import sqlite3
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -36,7 +43,7 @@ from test_reliability import (
     upload,
 )
 
-from mockserver import errors, hostile, imaging
+from mockserver import errors, hostile, imaging, worker
 from mockserver.backend import DEMO_ACCOUNTS
 from mockserver.plans import MIB
 from mockserver.settings import Settings
@@ -571,3 +578,183 @@ def test_a_non_ascii_digit_in_prefer_is_ignored_with_a_hint(
     assert "preference-applied" not in reply.headers
     assert _journal(served.url)[0]["status"] == 200
     assert "ignored `Prefer: code=²`" in server_log(served)
+
+
+# -- slow and silent connections -------------------------------------------------------------
+
+
+def _connect(url: str) -> socket.socket:
+    origin = urlsplit(url)
+    return socket.create_connection((origin.hostname, origin.port), timeout=SOCKET_TIMEOUT)
+
+
+def _trickle_head(sock: socket.socket, stop: threading.Event) -> None:
+    lines = [b"POST /_mock/faults HTTP/1.1\r\n", b"Host: 127.0.0.1\r\n"]
+    lines += [f"X-Slow-{n}: {'a' * 20}\r\n".encode() for n in range(100)]
+    with contextlib.suppress(OSError):
+        for line in lines:
+            if stop.wait(1.0):
+                return
+            sock.sendall(line)
+
+
+@pytest.mark.slow
+def test_silent_and_trickling_connections_starve_no_one(
+    served: ServerProcess, make_image: Callable[..., bytes]
+) -> None:
+    stop = threading.Event()
+    silent = [_connect(served.url) for _ in range(64)]
+    trickling = [_connect(served.url) for _ in range(16)]
+    threads = [threading.Thread(target=_trickle_head, args=(sock, stop)) for sock in trickling]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(1.5)  # every thread of both workers would be taken by now (16 in all)
+        with Probe(served.url, make_image(text="probe slow"), pause=0.0) as probe:
+            time.sleep(8)
+        probe.assert_served(within=5)  # the target, 1 s at p99, is measured by the bench
+        assert len(probe.seconds) > 8
+    finally:
+        stop.set()
+        for sock in silent + trickling:
+            sock.close()
+        for thread in threads:
+            thread.join(SOCKET_TIMEOUT)
+
+
+@pytest.mark.slow
+def test_a_request_head_must_arrive_within_the_head_timeout(served: ServerProcess) -> None:
+    stop = threading.Event()
+    with _connect(served.url) as silent, _connect(served.url) as trickling:
+        thread = threading.Thread(target=_trickle_head, args=(trickling, stop))
+        thread.start()
+        began = time.monotonic()
+        assert silent.recv(1024) == b""  # closed without a word: it said nothing
+        assert worker.HEAD_TIMEOUT <= time.monotonic() - began < worker.HEAD_TIMEOUT + 5
+        answer = trickling.recv(1024)
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        stop.set()
+        thread.join(SOCKET_TIMEOUT)
+
+
+@pytest.mark.slow
+def test_trickling_control_bodies_hold_up_no_one(
+    served: ServerProcess, make_image: Callable[..., bytes]
+) -> None:
+    head = (
+        b"POST /_mock/faults HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+    )
+    stop = threading.Event()
+
+    def trickle(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            sock.sendall(head)
+            for byte in b'{"status": 500':
+                if stop.wait(1.0):
+                    return
+                sock.sendall(bytes([byte]))
+
+    sockets = [_connect(served.url) for _ in range(16)]
+    threads = [threading.Thread(target=trickle, args=(sock,)) for sock in sockets]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(1.5)
+        with Probe(served.url, make_image(text="probe bodies"), pause=0.0) as probe:
+            time.sleep(5)
+        probe.assert_served(within=5)
+    finally:
+        stop.set()
+        for sock in sockets:
+            sock.close()
+        for thread in threads:
+            thread.join(SOCKET_TIMEOUT)
+    assert _faults(served.url) == []
+
+
+@pytest.mark.parametrize(
+    ("received", "ready"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\n", False),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", True),
+        (b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345", False),
+        (b"POST / HTTP/1.1\r\ncontent-length : 10\r\n\r\n1234567890", True),
+        (b"POST / HTTP/1.1\r\nContent-Length: 9999999\r\n\r\n" + b"x" * 65536, True),
+        (b"POST / HTTP/1.1\r\nContent-Length: 9999999\r\nExpect: 100-continue\r\n\r\n", True),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", True),
+        (b"GET / HTTP/1.1\r\nX: " + b"a" * 70000, True),  # gunicorn's parser refuses it
+    ],
+)
+def test_a_thread_takes_a_request_once_its_head_and_small_body_are_in(
+    received: bytes, ready: bool
+) -> None:
+    assert worker.request_ready(received) is ready
+
+
+def test_keep_alive_requests_on_one_connection(
+    served: ServerProcess, make_image: Callable[..., bytes]
+) -> None:
+    with requests.Session() as session:
+        for n in range(3):
+            answer = session.post(
+                served.url + "/api/v1/ocr",
+                headers={"Authorization": f"Bearer {ENTERPRISE.token}"},
+                files={"file": ("a.png", make_image(text=f"keep {n}"), "image/png")},
+                timeout=SOCKET_TIMEOUT,
+            )
+            assert answer.status_code == 200
+
+
+def test_no_forwarded_header_is_trusted_from_loopback(served: ServerProcess) -> None:
+    answer = requests.post(
+        served.url + "/_mock/accounts",
+        json={"plan": "pro"},
+        headers={"Origin": served.url, "X-Forwarded-Proto": "https", "X-Forwarded-Host": "x"},
+        timeout=SOCKET_TIMEOUT,
+    )
+    assert answer.status_code == 201  # the origin is still http://127.0.0.1:PORT
+    answer = requests.get(
+        served.url + "/_mock/health", headers={"SCRIPT_NAME": "/_mock"}, timeout=SOCKET_TIMEOUT
+    )
+    assert answer.status_code == 200  # the path is still /_mock/health
+
+
+# -- smaller points --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf", "-inf", "0"])
+def test_a_client_timeout_that_disables_the_deadline_is_refused(seconds: str) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mockserver.cli",
+            "serve",
+            "--port",
+            "0",
+            "--state",
+            ":memory:",
+            f"--client-timeout={seconds}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--client-timeout must be a positive number of seconds" in done.stderr
+
+
+def _fail_once_sqlite_rolled_back(store: Any) -> None:
+    with store.transaction() as db:
+        db.execute("ROLLBACK")  # as SQLite does by itself on SQLITE_FULL
+        raise sqlite3.OperationalError("database or disk is full")
+
+
+def test_a_failure_sqlite_rolled_back_itself_is_the_one_raised() -> None:
+    from mockserver.store import Store
+
+    store = Store(":memory:")
+    with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+        _fail_once_sqlite_rolled_back(store)
+    store.close()

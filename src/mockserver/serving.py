@@ -19,8 +19,9 @@ from mockserver.store import describe_state
 from mockserver.tokens import DEMO_ACCOUNTS
 from mockserver.turns import WsgiApp, in_turns
 
-# Threads per worker: a client trickling its upload holds one thread, not the whole worker
-# (its body must arrive within Settings.client_timeout, see connection.py). The threads wait;
+# Threads per worker: a request gets one once its head has arrived (worker.py); a client
+# trickling a large upload holds it until its body is in (within Settings.client_timeout, see
+# connection.py). The threads wait;
 # one request at a time computes (turns.py), so more threads cost no speed.
 THREADS_PER_WORKER = 8
 # Seconds a worker may stay silent before gunicorn replaces it (a stuck request).
@@ -58,12 +59,16 @@ def gunicorn_options(host: str, port: int, workers: int, log_level: str) -> dict
         "reuse_port": workers > 1 and hasattr(socket, "SO_REUSEPORT"),
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
-        "worker_class": "gthread",
+        # gthread, with a thread per request rather than per connection (worker.py).
+        "worker_class": "mockserver.worker.HeadFirstWorker",
         "threads": THREADS_PER_WORKER,
         "timeout": WORKER_TIMEOUT,
         "graceful_timeout": 5,
         "keepalive": 5,
         "preload_app": True,
+        # No proxy is trusted, loopback included: a client's X-Forwarded-* or SCRIPT_NAME
+        # header must not change the scheme or the paths the mock sees.
+        "forwarded_allow_ips": "",
         "accesslog": None,
         "loglevel": log_level.lower(),
     }

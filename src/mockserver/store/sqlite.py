@@ -198,7 +198,10 @@ class Store(StateStore):
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                # SQLite may have rolled back already (a full disk does): the original error,
+                # not "cannot rollback - no transaction is active", is the one to see.
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
 

@@ -1,0 +1,134 @@
+"""The gunicorn worker: gthread, giving a connection a thread only once its request has arrived.
+
+gunicorn's threaded worker hands every new connection to a thread, which then waits for the
+request head for as long as the client cares to send it: eight sockets trickling a header line
+a second stop a default mock (eight threads) completely, and forty sockets that send nothing
+hold each thread for five seconds in turn. Here the worker's main loop (its selector, no
+thread) reads what a connection sends until the request head is complete -- and the start of
+the body, up to `PREBUFFER_BODY` bytes, so that a small request (an upload of a few KB, every
+control request) never waits for its client in a thread at all -- and only then hands it to a
+thread. A connection whose head is not complete within `HEAD_TIMEOUT` seconds is answered 408
+(when it sent something) and closed. The body beyond is read in the thread, under the body
+deadline (connection.py). Kept-alive connections wait in the selector between requests, as in
+gunicorn, for `keepalive` seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import re
+import selectors
+import time
+from collections import deque
+from functools import partial
+from typing import Any
+
+from gunicorn.workers.gthread import ThreadWorker
+
+HEAD_TIMEOUT = 10.0  # seconds for a request head (and the start of its body) to arrive
+PREBUFFER_BODY = 64 * 1024  # body bytes read before a thread takes the request
+MAX_HEAD = 64 * 1024  # past this, gunicorn's parser is left to refuse the head (431)
+_RECV = 64 * 1024
+_HEAD_END = b"\r\n\r\n"
+_CONTENT_LENGTH = re.compile(rb"^content-length[ \t]*:[ \t]*(\d{1,18})[ \t]*\r?$", re.I | re.M)
+_EXPECT = re.compile(rb"^expect[ \t]*:", re.I | re.M)
+_TIMED_OUT = (
+    b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 21\r\n\r\nrequest head too slow"
+)
+
+
+def request_ready(received: bytes | bytearray) -> bool:
+    """True once `received` holds a whole request head and the start of its body (all of it
+    up to `PREBUFFER_BODY`), or more than `MAX_HEAD` bytes without a head's end."""
+    end = received.find(_HEAD_END)
+    if end < 0:
+        return len(received) > MAX_HEAD
+    head = bytes(received[:end])
+    if _EXPECT.search(head):  # the client waits for "100 Continue" before sending its body
+        return True
+    length = _CONTENT_LENGTH.search(head)
+    wanted = min(int(length.group(1)), PREBUFFER_BODY) if length else 0
+    return len(received) - end - len(_HEAD_END) >= wanted
+
+
+class HeadFirstWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's gthread worker; a connection gets a thread once its request has arrived."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.arriving: deque[Any] = deque()  # connections whose request is on its way, oldest first
+
+    def accept(self, listener: Any) -> None:
+        """A new connection: wait in the selector for its request (gunicorn's hook)."""
+        from gunicorn.workers.gthread import TConn
+
+        try:
+            sock, address = listener.accept()
+        except OSError as failure:
+            if failure.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        self._await_request(TConn(self.cfg, sock, address, listener.getsockname()))
+
+    def on_client_socket_readable(self, conn: Any, client: Any) -> None:
+        """A kept-alive connection sends again: wait for the whole request (gunicorn's hook)."""
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        self._await_request(conn)
+
+    def _await_request(self, conn: Any) -> None:
+        conn.sock.setblocking(False)
+        conn.received = bytearray()
+        conn.head_deadline = time.monotonic() + HEAD_TIMEOUT
+        self.arriving.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_data, conn))
+
+    def _on_data(self, conn: Any, sock: Any) -> None:
+        try:
+            data = sock.recv(_RECV)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client closed (or reset) the connection
+            self._forget(conn)
+            conn.close()
+            return
+        conn.received += data
+        if request_ready(conn.received):
+            self._forget(conn, closing=False)
+            conn.data_ready = True
+            self.enqueue_req(conn)
+
+    def _forget(self, conn: Any, *, closing: bool = True) -> None:
+        with contextlib.suppress(OSError, KeyError, ValueError):
+            self.poller.unregister(conn.sock)
+        with contextlib.suppress(ValueError):
+            self.arriving.remove(conn)
+        if closing:
+            self.nr_conns -= 1
+
+    def handle(self, conn: Any) -> Any:
+        """Serve the request that arrived (gunicorn's hook, in a thread): the bytes read in the
+        selector go back in front of the connection's parser."""
+        received, conn.received = getattr(conn, "received", None), None
+        if received:
+            conn.sock.setblocking(True)
+            conn.init()
+            conn.parser.unreader.unread(bytes(received))
+        return super().handle(conn)
+
+    def murder_pending(self) -> None:
+        """Close connections whose request did not arrive in time (gunicorn's hook)."""
+        super().murder_pending()
+        now = time.monotonic()
+        while self.arriving and self.arriving[0].head_deadline <= now:
+            conn = self.arriving[0]
+            self._forget(conn)
+            if conn.received:  # it sent something: tell it why, if it listens
+                with contextlib.suppress(OSError):
+                    conn.sock.send(_TIMED_OUT)
+            conn.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import platform
 import socket
@@ -103,7 +104,7 @@ def slow_connections(url: str, seconds: float, body: bytes) -> list[tuple[str, s
 
 def bombs(url: str, workers: list[int], rounds: int) -> list[tuple[str, str, str, str]]:
     made = {name: (kind, make()) for name, (kind, make) in hostile.BOMBS.items()}
-    sizes = ", ".join(f"{name} {len(data) // 1024} KB" for name, (_, data) in made.items())
+    sizes = ", ".join(f"{name} {len(data):,} bytes" for name, (_, data) in made.items())
     bodies = [multipart(data, f"bomb-{name}") for name, (_, data) in made.items()] * 2
     types = [kind for kind, _ in made.values()] * 2
     slowest, statuses = 0.0, set()
@@ -154,6 +155,25 @@ def many_scans(url: str) -> list[tuple[str, str, str, str]]:
     ]
 
 
+def large_photo(url: str) -> list[tuple[str, str, str, str]]:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.effect_noise((6000, 4000), 30).convert("RGB").save(buffer, "JPEG", quality=80)
+    body = multipart(buffer.getvalue(), "photo.jpg").replace(b"image/png", b"image/jpeg", 1)
+    started = time.monotonic()
+    status, _ = post(url, body, timeout=120)
+    took = time.monotonic() - started
+    return [
+        (
+            f"a 24-megapixel photo ({len(buffer.getvalue()) // MIB} MiB JPEG), within the budgets",
+            f"{status} in {took:.2f} s",
+            "200, <= 5 s",
+            "ok" if status == 200 and took <= 5 else "**missed**",
+        )
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="the slow-connection run")
@@ -175,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             print("  bombs...", file=sys.stderr, flush=True)
             rows += bombs(server.url, workers, args.rounds)
             rows += many_scans(server.url)
+            rows += large_photo(server.url)
     print(
         f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPUs, "
         f"{platform.platform()}, Python {platform.python_version()}; load average "

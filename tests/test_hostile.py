@@ -4,7 +4,19 @@ client keeps uploading and must keep getting its answers (issue 20).
 - Decompression bombs within the plan size (interlaced PNG, progressive JPEG, TIFF, HEIC, all
   9400 x 9400) are the live 500 at no quota cost, answered from their header: a worker's peak
   RSS stays under 256 MiB with eight in flight. A JPEG with thousands of scans is refused the
-  same way, in well under the 5 s target, and any decode ends at its time budget.
+  same way, and any decode ends at its time budget. The contract suite's oracle and the mock
+  share this one definition of "decodable".
+- The control API answers the developer's tools, not the web pages they have open: no
+  cross-site state change (Origin, Sec-Fetch-Site, a body not declared JSON), no answer to a
+  DNS-rebinding page (a Host that is not loopback) unless an admin token decides; its bodies
+  are capped at 1 MiB, and a lone surrogate is a 400.
+- What a client sends is answered as live but kept bounded: a 20 MB prompt and a 40 MB
+  filename are journalled in 2 KiB, the journal is capped in bytes, control characters are
+  escaped in the log.
+- Client mistakes are 4xx, never a 500: a boundary in RFC 2231 form, a bad chunk size, a
+  non-ASCII digit in ``Prefer: code=``.
+- Silent and trickling connections (64 + 16) starve no one: a thread takes a request only once
+  its head has arrived, and a head has 10 s to arrive; no forwarded header is trusted.
 
 Timings are asserted with generous bounds (this runs on shared, loaded machines); the targets
 themselves are measured by ``bench/hostile.py``.

@@ -28,6 +28,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,6 +129,15 @@ class Watchdog:
 
 
 _watchdog = Watchdog()
+_cut: weakref.WeakSet[socket.socket] = weakref.WeakSet()  # reading side shut before the app ran
+
+
+def cut_reading_side(sock: socket.socket) -> None:
+    """Shut `sock`'s reading side for a body that is late, before the app reads it (the server
+    does this, see worker.py); the app's body deadline then counts as expired."""
+    _cut.add(sock)
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
 
 
 @contextlib.contextmanager
@@ -140,6 +150,8 @@ def body_deadline(environ: Mapping[str, Any], seconds: float) -> Iterator[Deadli
         yield None
         return
     deadline = _watchdog.watch(sock, seconds)
+    if sock in _cut:  # the server already waited the client timeout for this body
+        deadline.expired = True
     try:
         yield deadline
     finally:

@@ -18,6 +18,7 @@ from mockserver.settings import Settings
 from mockserver.store import describe_state
 from mockserver.tokens import DEMO_ACCOUNTS
 from mockserver.turns import WsgiApp, in_turns
+from mockserver.worker import HeadFirstWorker
 
 # Threads per worker: a request gets one once its head has arrived (worker.py); a client
 # trickling a large upload holds it until its body is in (within Settings.client_timeout, see
@@ -107,6 +108,7 @@ class MockServer(BaseApplication):  # type: ignore[misc]
         on_ready: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
+        HeadFirstWorker.body_timeout = settings.client_timeout  # inherited by the workers
         options = gunicorn_options(host, port, workers, settings.log_level)
         self.reserved: socket.socket | None = None
         if options["reuse_port"]:  # workers listen on their own sockets, on one port

@@ -8,9 +8,12 @@ thread) reads what a connection sends until the request head is complete -- and 
 the body, up to `PREBUFFER_BODY` bytes, so that a small request (an upload of a few KB, every
 control request) never waits for its client in a thread at all -- and only then hands it to a
 thread. A connection whose head is not complete within `HEAD_TIMEOUT` seconds is answered 408
-(when it sent something) and closed. The body beyond is read in the thread, under the body
-deadline (connection.py). Kept-alive connections wait in the selector between requests, as in
-gunicorn, for `keepalive` seconds.
+(when it sent something) and closed. Once the head is in, the start of the body has the client
+timeout (`body_timeout`, ``--client-timeout``) to arrive; past it, the connection's reading
+side is shut, as the body deadline's watchdog would (connection.py), and a thread answers the
+request at once: the endpoint sees the body end short, its deadline expired. The rest of a
+larger body is read in the thread, under that same deadline. Kept-alive connections wait in
+the selector between requests, as in gunicorn, for `keepalive` seconds.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from functools import partial
 from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker
+
+from mockserver.connection import cut_reading_side
 
 HEAD_TIMEOUT = 10.0  # seconds for a request head (and the start of its body) to arrive
 PREBUFFER_BODY = 64 * 1024  # body bytes read before a thread takes the request
@@ -53,12 +58,19 @@ def request_ready(received: bytes | bytearray) -> bool:
     return len(received) - end - len(_HEAD_END) >= wanted
 
 
+def head_complete(received: bytes | bytearray) -> bool:
+    """True once `received` holds the end of a request head."""
+    return received.find(_HEAD_END) >= 0
+
+
 class HeadFirstWorker(ThreadWorker):  # type: ignore[misc]
     """gunicorn's gthread worker; a connection gets a thread once its request has arrived."""
 
+    body_timeout = 30.0  # Settings.client_timeout, set by serving.MockServer before the fork
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.arriving: deque[Any] = deque()  # connections whose request is on its way, oldest first
+        self.arriving: deque[Any] = deque()  # connections whose request is on its way
 
     def accept(self, listener: Any) -> None:
         """A new connection: wait in the selector for its request (gunicorn's hook)."""
@@ -93,15 +105,24 @@ class HeadFirstWorker(ThreadWorker):  # type: ignore[misc]
             return
         except OSError:
             data = b""
-        if not data:  # the client closed (or reset) the connection
+        if not data:  # the client closed (or reset) the connection, or only its sending side
+            if head_complete(conn.received):  # a request, if short: the endpoint answers it
+                self._dispatch(conn)
+                return
             self._forget(conn)
             conn.close()
             return
+        waiting_for_head = not head_complete(conn.received)
         conn.received += data
         if request_ready(conn.received):
-            self._forget(conn, closing=False)
-            conn.data_ready = True
-            self.enqueue_req(conn)
+            self._dispatch(conn)
+        elif waiting_for_head and head_complete(conn.received):
+            conn.head_deadline = time.monotonic() + self.body_timeout  # now the body's
+
+    def _dispatch(self, conn: Any) -> None:
+        self._forget(conn, closing=False)
+        conn.data_ready = True
+        self.enqueue_req(conn)
 
     def _forget(self, conn: Any, *, closing: bool = True) -> None:
         with contextlib.suppress(OSError, KeyError, ValueError):
@@ -121,12 +142,23 @@ class HeadFirstWorker(ThreadWorker):  # type: ignore[misc]
             conn.parser.unreader.unread(bytes(received))
         return super().handle(conn)
 
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        """Wait for events, no later than the next deadline of an arriving request (gunicorn's
+        hook: it waits a second at most, and deadlines are checked after each wait)."""
+        if self.arriving:
+            soonest = min(conn.head_deadline for conn in self.arriving) - time.monotonic()
+            timeout = max(0.0, min(timeout, soonest))
+        super().wait_for_and_dispatch_events(timeout)
+
     def murder_pending(self) -> None:
         """Close connections whose request did not arrive in time (gunicorn's hook)."""
         super().murder_pending()
         now = time.monotonic()
-        while self.arriving and self.arriving[0].head_deadline <= now:
-            conn = self.arriving[0]
+        for conn in [conn for conn in self.arriving if conn.head_deadline <= now]:
+            if head_complete(conn.received):  # the body is late: the endpoint says so
+                cut_reading_side(conn.sock)
+                self._dispatch(conn)
+                continue
             self._forget(conn)
             if conn.received:  # it sent something: tell it why, if it listens
                 with contextlib.suppress(OSError):

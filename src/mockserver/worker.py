@@ -4,11 +4,11 @@ gunicorn's threaded worker hands every new connection to a thread, which then wa
 request head for as long as the client cares to send it: eight sockets trickling a header line
 a second stop a default mock (eight threads) completely, and forty sockets that send nothing
 hold each thread for five seconds in turn. Here the worker's main loop (its selector, no
-thread) reads what a connection sends until the request head is complete -- and the start of
-the body, up to `PREBUFFER_BODY` bytes, so that a small request (an upload of a few KB, every
+thread) reads what a connection sends until the request head is complete -- and, for a body of up to
+`PREBUFFER_BODY` bytes, the body too, so that a small request (an upload of a few KB, every
 control request) never waits for its client in a thread at all -- and only then hands it to a
 thread. A connection whose head is not complete within `HEAD_TIMEOUT` seconds is answered 408
-(when it sent something) and closed. Once the head is in, the start of the body has the client
+(when it sent something) and closed. Once the head is in, such a small body has the client
 timeout (`body_timeout`, ``--client-timeout``) to arrive; past it, the connection's reading
 side is shut, as the body deadline's watchdog would (connection.py), and a thread answers the
 request at once: the endpoint sees the body end short, its deadline expired. The rest of a
@@ -45,8 +45,8 @@ _TIMED_OUT = (
 
 
 def request_ready(received: bytes | bytearray) -> bool:
-    """True once `received` holds a whole request head and the start of its body (all of it
-    up to `PREBUFFER_BODY`), or more than `MAX_HEAD` bytes without a head's end."""
+    """True once `received` holds a whole request head and, if it is no larger than
+    `PREBUFFER_BODY`, its body; or more than `MAX_HEAD` bytes without a head's end."""
     end = received.find(_HEAD_END)
     if end < 0:
         return len(received) > MAX_HEAD
@@ -54,8 +54,11 @@ def request_ready(received: bytes | bytearray) -> bool:
     if _EXPECT.search(head):  # the client waits for "100 Continue" before sending its body
         return True
     length = _CONTENT_LENGTH.search(head)
-    wanted = min(int(length.group(1)), PREBUFFER_BODY) if length else 0
-    return len(received) - end - len(_HEAD_END) >= wanted
+    # A small body is waited for whole. A larger one is not: the endpoint may answer from the
+    # head alone (401, 429, "File too large" from Content-Length) to a client that waits for
+    # that answer before it sends anything, and reads the rest under its body deadline.
+    wanted = int(length.group(1)) if length else 0
+    return wanted > PREBUFFER_BODY or len(received) - end - len(_HEAD_END) >= wanted
 
 
 def head_complete(received: bytes | bytearray) -> bool:

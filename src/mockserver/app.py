@@ -20,6 +20,7 @@ from mockserver.control_access import guard, is_control_path
 from mockserver.fixtures import FixtureCatalogue
 from mockserver.settings import Settings
 from mockserver.store import open_store
+from mockserver.ui import ui
 from mockserver.web import EXTENSION_KEY, current_backend, json_response
 
 log = logging.getLogger("itsocr_mock")
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app.register_blueprint(api)
     if settings.control:
         app.register_blueprint(control)
+        app.register_blueprint(ui)
         app.before_request(_guard_control)
     else:
         app.register_blueprint(health_only)
@@ -107,7 +109,13 @@ def _guard_control() -> Response | None:
     # Only /_mock is guarded: the API itself keeps answering exactly as the live service.
     if not is_control_path(request.path):
         return None
-    return guard(request, current_app.config["ITSOCR_SETTINGS"])
+    settings: Settings = current_app.config["ITSOCR_SETTINGS"]
+    if request.blueprint == ui.name and settings.admin_token:
+        # The web page's own files hold no state and no secret, and a browser cannot send a
+        # header with a navigation: the page asks for the token and sends it with each control
+        # request it makes (see mockserver.ui), which this guard checks like any other.
+        return None
+    return guard(request, settings)
 
 
 def _register_error_handlers(app: Flask) -> None:

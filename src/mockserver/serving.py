@@ -43,6 +43,7 @@ def banner(base_url: str, settings: Settings) -> str:
             f"  control API: {base_url}/_mock"
             + (" (admin token required)" if settings.admin_token else "")
         )
+        lines.append(f"  web page: {base_url}/_mock/ui/")
     lines.append(
         f'  try: curl -H "Authorization: Bearer {DEMO_ACCOUNTS[0].token}" '
         f'-F "file=@image.png;type=image/png" {base_url}/api/v1/ocr'

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 from PIL import Image, ImageDraw
-from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect, sync_playwright
 
 from mockserver.backend import DEMO_ACCOUNTS
 from mockserver.settings import Settings
@@ -77,10 +77,18 @@ def page(browser_context: BrowserContext) -> Iterator[Page]:
     tab = browser_context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
+
+    # Console errors too (a Content-Security-Policy violation is one), except the browser's
+    # own line for each answer of 4xx, which the admin-token test gets on purpose.
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            errors.append(message.text)
+
+    tab.on("console", on_console)
     tab.on("dialog", lambda dialog: dialog.accept())
     yield tab
     tab.close()
-    assert not errors, f"script errors on the page: {errors}"
+    assert not errors, f"errors on the page: {errors}"
 
 
 @pytest.fixture(scope="module")

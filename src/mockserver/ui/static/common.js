@@ -73,10 +73,10 @@ export async function control(method, path, body) {
   const token = adminToken();
   if (token) headers.Authorization = `Bearer ${token}`;
   const init = { method, headers, cache: "no-store", credentials: "same-origin" };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
+  // Every write says it is JSON, bodiless ones too: a control API may refuse any other
+  // state-changing request (a cross-site form post cannot send this type).
+  if (method !== "GET") headers["Content-Type"] = "application/json";
+  if (body !== undefined) init.body = JSON.stringify(body);
   let response;
   try {
     response = await fetch(CONTROL_URL + path, init);

@@ -100,6 +100,7 @@ export function renderPlot(container, legend, entries, nowIso) {
         y: y(stacked + count),
         height: y(stacked) - y(stacked + count),
         class: `bar ${colour(status)}`,
+        rx: Math.min(2, slot / 6),
         "data-status": status,
         "data-count": count,
         "data-minute": hhmm(minute.start),

@@ -45,6 +45,7 @@ FREE, PRO, _ = (demo.token for demo in DEMO_ACCOUNTS)
 # Generous: the page polls every second (the journal) or two (accounts); the machine is shared.
 WAIT_MS = 8000
 TOKEN_PATTERN = re.compile(r"^itsocr_[A-Za-z0-9]{32}$")
+expect.set_options(timeout=WAIT_MS)  # assertions retry this long (actions: the context's)
 
 if not CHROMIUM.exists():
     pytestmark.append(

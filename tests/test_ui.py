@@ -108,3 +108,15 @@ def test_the_banner_names_the_page_only_with_the_control_api() -> None:
     assert f"  web page: {url}/_mock/ui/" in banner(url, Settings(state=":memory:"))
     off = banner(url, Settings(state=":memory:", control=False))
     assert "/_mock/ui" not in off
+
+
+def test_the_page_follows_the_control_apis_host_rule(
+    mock_server: InProcessServer, guarded: InProcessServer
+) -> None:
+    """Without an admin token, only loopback names (no DNS rebinding); with one, any name:
+    the page then shows nothing until it is given the token."""
+    rebound = {"Host": "attacker.example"}
+    refused = requests.get(f"{mock_server.url}/_mock/ui/", headers=rebound, timeout=10)
+    assert refused.status_code == 403
+    assert "loopback" in refused.json()["error"]
+    assert requests.get(f"{guarded.url}/_mock/ui/", headers=rebound, timeout=10).status_code == 200

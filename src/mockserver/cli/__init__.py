@@ -32,7 +32,7 @@ from mockserver.cli.common import (
     EXIT_USAGE,
     URL_ENV,
     CommandError,
-    _fail,
+    fail,
 )
 from mockserver.cli.control import add_control_commands
 from mockserver.cli.faults import add_fault_commands
@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except CommandError as failure:
-        return _fail(str(failure), failure.code)
+        return fail(str(failure), failure.code)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `itsocr-mock fixtures list | head`: the reader left, as is its right

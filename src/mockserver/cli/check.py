@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mockserver.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError, _count
+from mockserver.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError, count_argument
 
 
 def add_check_command(commands: Any) -> None:
@@ -41,7 +41,10 @@ def add_check_command(commands: Any) -> None:
         "(default observed on a mock, documented otherwise)",
     )
     check.add_argument(
-        "--budget", type=_count, metavar="N", help="at most N billable requests (default 10)"
+        "--budget",
+        type=count_argument,
+        metavar="N",
+        help="at most N billable requests (default 10)",
     )
     check.add_argument(
         "--allow-exhaust",
@@ -51,7 +54,7 @@ def add_check_command(commands: Any) -> None:
     )
     check.add_argument(
         "--concurrency",
-        type=_count,
+        type=count_argument,
         metavar="N",
         help="N simultaneous requests at the quota edge (default 16 on a mock, off otherwise; "
         "against a live target with --allow-exhaust and a --budget of the limit + N)",

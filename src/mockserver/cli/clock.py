@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mockserver.cli.common import _instant
+from mockserver.cli.common import instant_argument
 from mockserver.cli.target import add_command, emit, open_target
 
 
@@ -21,7 +21,9 @@ def add_clock_commands(commands: Any) -> None:
         clock_set,
         "freeze the clock at WHEN (months, quotas and token expiry follow it)",
     )
-    freeze.add_argument("when", metavar="WHEN", type=_instant, help="e.g. 2030-01-31T23:59:59Z")
+    freeze.add_argument(
+        "when", metavar="WHEN", type=instant_argument, help="e.g. 2030-01-31T23:59:59Z"
+    )
     add_command(actions, "real", clock_real, "back to real time")
 
 

@@ -17,12 +17,14 @@ class CommandError(Exception):
         self.code = code
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> int:
+def fail(message: str, code: int = EXIT_USAGE) -> int:
+    """Print `message` as the one line ``itsocr-mock: error: ...`` and return `code`."""
     print(f"itsocr-mock: error: {message}", file=sys.stderr)
     return code
 
 
-def _count(text: str) -> int:
+def count_argument(text: str) -> int:
+    """argparse type: a count (a whole number of 0 or more)."""
     try:
         value = int(text)
     except ValueError:
@@ -32,7 +34,8 @@ def _count(text: str) -> int:
     return value
 
 
-def _instant(text: str) -> str:
+def instant_argument(text: str) -> str:
+    """argparse type: an ISO-8601 instant, returned in the control API's UTC form."""
     from mockserver.clock import format_instant, parse_instant
 
     try:

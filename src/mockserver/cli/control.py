@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mockserver.cli.common import EXIT_USAGE, CommandError, _count, _instant
+from mockserver.cli.common import EXIT_USAGE, CommandError, count_argument, instant_argument
 from mockserver.cli.target import add_command, emit, open_target, table
 
 
@@ -28,7 +28,7 @@ def add_control_commands(commands: Any) -> None:
     )
     usage.add_argument("account", metavar="ACCOUNT", help="an account id, e.g. demo-free")
     usage.add_argument(
-        "--set", type=_count, dest="images_used", metavar="N", help="set the images used"
+        "--set", type=count_argument, dest="images_used", metavar="N", help="set the images used"
     )
 
     tokens = commands.add_parser("tokens", help="list, create or revoke tokens")
@@ -39,7 +39,7 @@ def add_control_commands(commands: Any) -> None:
     create.add_argument("account", metavar="ACCOUNT", help="an account id")
     create.add_argument(
         "--expires",
-        type=_instant,
+        type=instant_argument,
         metavar="WHEN",
         help="an ISO-8601 date-time, past ones included (default: never)",
     )

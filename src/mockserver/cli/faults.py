@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mockserver.cli.common import _count
+from mockserver.cli.common import count_argument
 from mockserver.cli.target import add_command, emit, open_target, table
 
 
@@ -31,8 +31,10 @@ def add_fault_commands(commands: Any) -> None:
         help="answer this status (400, 401, 429 or 500) with the live message",
     )
     add.add_argument("--error", help="answer this message instead of the live one (with --status)")
-    add.add_argument("--delay-ms", type=_count, metavar="MS", help="wait this long first")
-    add.add_argument("--times", type=_count, metavar="N", help="for N requests (default: all)")
+    add.add_argument("--delay-ms", type=count_argument, metavar="MS", help="wait this long first")
+    add.add_argument(
+        "--times", type=count_argument, metavar="N", help="for N requests (default: all)"
+    )
     add.add_argument("--account", metavar="ACCOUNT", help="only this account's requests")
     add.add_argument("--drop", action="store_true", help="close the connection without a response")
     add_command(actions, "list", faults_list, "the fault rules, in the order they apply")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mockserver.cli.common import _count
+from mockserver.cli.common import count_argument
 from mockserver.cli.target import add_command, emit, open_target, table
 
 
@@ -19,12 +19,14 @@ def add_journal_command(commands: Any) -> None:
         "the API requests the mock received, oldest first",
     )
     journal.add_argument("--account", metavar="ACCOUNT", help="only this account's requests")
-    journal.add_argument("--status", type=_count, metavar="STATUS", help="only those answered so")
+    journal.add_argument(
+        "--status", type=count_argument, metavar="STATUS", help="only those answered so"
+    )
     journal.add_argument("--limit", type=_positive, metavar="N", help="only the newest N")
 
 
 def _positive(text: str) -> int:
-    value = _count(text)
+    value = count_argument(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
     return value

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mockserver.cli.common import _count, _fail
+from mockserver.cli.common import count_argument, fail
 from mockserver.settings import ENVIRONMENT
 
 STATE_FILE = "proxy-state.sqlite3"
@@ -38,7 +38,7 @@ def add_proxy_command(commands: Any) -> None:
     )
     proxy.add_argument(
         "--budget",
-        type=_count,
+        type=count_argument,
         metavar="N",
         help="forward at most N requests that can consume quota (a POST with a token); "
         "then answer 503 without contacting the upstream",
@@ -73,10 +73,10 @@ def proxy_command(args: argparse.Namespace) -> int:
 
     problem = _check(args)
     if problem:
-        return _fail(problem)
+        return fail(problem)
     environment = Settings.from_environment(admin_token=args.admin_token, log_level=args.log_level)
     if not environment.admin_token and not is_loopback(args.host):
-        return _fail(
+        return fail(
             f"refusing to serve the control API on {args.host} without protection: "
             "pass --admin-token TOKEN (or set ITSOCR_MOCK_ADMIN_TOKEN)"
         )
@@ -125,7 +125,7 @@ def _run(settings: Any, args: argparse.Namespace) -> int:
     try:
         server = ProxyServer(settings, args.host, args.port, args.workers)
     except OSError as failure:
-        return _fail(f"cannot listen on {args.host}:{args.port}: {failure.strerror or failure}")
+        return fail(f"cannot listen on {args.host}:{args.port}: {failure.strerror or failure}")
     master = os.getpid()
     try:
         server.run()

@@ -16,7 +16,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from mockserver.cli.common import EXIT_USAGE, CommandError, _fail
+from mockserver.cli.common import EXIT_USAGE, CommandError, fail
 from mockserver.settings import ENVIRONMENT, Settings
 from mockserver.store import StateError, describe_state
 
@@ -111,11 +111,11 @@ def serve_command(args: argparse.Namespace) -> int:
     try:
         server.run()  # loads the app (and the fixtures) before any worker starts
     except FixtureError as failure:
-        return _fail(f"{failure} (check it with `itsocr-mock fixtures verify --fixtures DIR`)")
+        return fail(f"{failure} (check it with `itsocr-mock fixtures verify --fixtures DIR`)")
     except StateUnavailable as failure:  # Redis down, or refusing the password, at start-up
-        return _fail(str(failure))
+        return fail(str(failure))
     except StateError as failure:  # a Redis URL without the redis package, or a malformed one
-        return _fail(f"--state {describe_state(settings.state)}: {failure}")
+        return fail(f"--state {describe_state(settings.state)}: {failure}")
     except SystemExit:  # gunicorn's way out, after any stop signal
         if not server.interrupted:
             raise

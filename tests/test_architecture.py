@@ -8,8 +8,8 @@ from pathlib import Path
 
 import mockserver
 
-PACKAGE = Path(mockserver.__file__).parent
-ROOT = PACKAGE.parents[1]
+PACKAGE = Path(mockserver.__file__).parent  # the installed package (CI installs a wheel)
+ROOT = Path(__file__).resolve().parents[1]  # the checkout, where ARCHITECTURE.md is
 # The page's layers, lowest first: a module may import only from its own layer or below.
 LAYERS: list[set[str]] = [
     {

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 
+from mockserver import errors
 from mockserver.backend import DEMO_ACCOUNTS, Backend, digest
 from mockserver.clock import parse_instant
 from mockserver.errors import StateUnavailable
@@ -256,3 +257,31 @@ def test_redis_caps_the_journal_in_bytes_too(
     store.record(JournalEntry("t", "POST", "/api/v1/ocr", 500, prompt="p" * 2000))
     assert len(store.journal()) == 1
     store.close()
+
+
+def test_a_count_whose_reply_redis_lost_is_still_known_to_be_counted(
+    redis_server: RedisServer, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis lost right after running the count: the marker it left says it counted, so the
+    image is answered 200; a count that never reached Redis is not counted (the live 500)."""
+    store = RedisStore(redis_server.url, redis_prefix)
+    ran = store._count
+
+    def reply_lost(*args: Any) -> Any:
+        ran(*args)  # the script runs in Redis ...
+        raise errors.StateUnavailable("connection lost")  # ... and its reply never comes
+
+    def never_sent(*_: Any) -> Any:
+        raise errors.StateUnavailable("connection lost")
+
+    try:
+        monkeypatch.setattr(store, "_count", reply_lost)
+        counted = entry(200, "acct")
+        assert store.count_image("acct", "2030-01", 10, 5, counted)
+        assert counted.seq is not None
+        monkeypatch.setattr(store, "_count", never_sent)
+        with pytest.raises(errors.StateUnavailable):
+            store.count_image("acct", "2030-01", 10, 5, entry(200, "acct"))
+        assert store.usage("acct", "2030-01")[0] == 1
+    finally:
+        store.close()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import json
+import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, fields
 from typing import Any, ParamSpec, TypeVar, cast
@@ -67,6 +69,10 @@ def _reaching(method: Callable[P, R]) -> Callable[P, R]:
             ) from failure
 
     return call
+
+
+# How long a request whose count may have run waits for Redis to come back and tell.
+RECOVERY_SECONDS = 10.0
 
 
 class RedisStore(StateStore):
@@ -204,26 +210,49 @@ class RedisStore(StateStore):
         """Overwrite the image count of a period (bytes processed are kept)."""
         self._client.hset(self._key("usage:" + account_id), period + ":images", images_used)
 
-    @_reaching
     def count_image(
         self, account_id: str, period: str, limit: int | None, size: int, entry: JournalEntry
     ) -> bool:
         """Add one image to the usage if it stays within `limit`, journalling `entry` with it,
-        in one Lua script: the check and the increment cannot be split by another process."""
-        bound = -1 if limit is None else limit
-        seq = self._run(
-            "count_image",
-            account_id,
-            period,
-            bound,
-            size,
-            _entry_json(entry),
-            self.journal_limit,
-            base.JOURNAL_BYTES,
-        )
+        in one Lua script: the check and the increment cannot be split by another process.
+
+        The script also leaves a marker of its own. When Redis is lost after the script was
+        sent, it may have run with its reply lost: the marker, read once Redis is back (for at
+        most `RECOVERY_SECONDS`), tells, so that an image that was counted is answered 200
+        and one that was not is the live 500.
+        """
+        marker = uuid.uuid4().hex
+        args = (account_id, period, -1 if limit is None else limit, size, _entry_json(entry))
+        try:
+            seq = self._count(marker, *args)
+        except errors.StateUnavailable as lost:
+            seq = self._recover_count(marker, lost)
         if seq:
             entry.seq = int(seq)
         return bool(seq)
+
+    @_reaching
+    def _count(self, marker: str, *args: str | int) -> Any:
+        return self._run("count_image", *args, self.journal_limit, base.JOURNAL_BYTES, marker)
+
+    def _recover_count(self, marker: str, lost: errors.StateUnavailable) -> Any:
+        deadline = time.monotonic() + RECOVERY_SECONDS
+        while True:
+            try:
+                found = self._marker(marker)
+            except errors.StateUnavailable:
+                if time.monotonic() > deadline:
+                    raise lost from None
+                with waiting():
+                    time.sleep(0.1)
+                continue
+            if found is None:  # Redis is back and the script never ran: not counted
+                raise lost
+            return found
+
+    @_reaching
+    def _marker(self, marker: str) -> str | None:
+        return cast("str | None", self._client.get(self._key("counted:" + marker)))
 
     # -- what the control API set ---------------------------------------------------------------
 

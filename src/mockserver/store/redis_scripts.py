@@ -141,7 +141,9 @@ local used = tonumber(redis.call('HGET', usage, ARGV[3] .. ':images') or '0')
 if limit >= 0 and used >= limit then return 0 end
 redis.call('HINCRBY', usage, ARGV[3] .. ':images', 1)
 redis.call('HINCRBY', usage, ARGV[3] .. ':bytes', ARGV[5])
-return append_journal(ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]))
+local seq = append_journal(ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]))
+redis.call('SET', P .. 'counted:' .. ARGV[9], seq, 'EX', 3600)
+return seq
 """
 
 # ARGV: P, journal entry JSON, journal caps (entries, bytes) -> the entry's seq

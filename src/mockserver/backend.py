@@ -26,7 +26,7 @@ from mockserver.contract import allowed_media_types, max_file_size
 from mockserver.fixtures import Recognition, fallback_text
 from mockserver.imaging import Decoding, examine
 from mockserver.plans import Plan, get_plan
-from mockserver.quoting import abbreviated, for_log
+from mockserver.quoting import abbreviated, escaped
 from mockserver.state import (  # re-exported: the control state's names
     OVERRIDE_STATUSES,
     MockState,
@@ -441,10 +441,11 @@ def log_access(entry: JournalEntry) -> None:
         fixture,
         entry.file_size if entry.file_size is not None else "-",
         entry.duration_ms or 0.0,
-        f' error="{for_log(entry.error)}"' if entry.error else "",
+        # The entry's error and hint were abbreviated when they were set (`_finish`).
+        f' error="{escaped(entry.error)}"' if entry.error else "",
     )
     if entry.hint:
-        log.warning("hint: %s", for_log(entry.hint))
+        log.warning("hint: %s", escaped(entry.hint))
 
 
 def _type_hint(upload: Upload) -> str | None:

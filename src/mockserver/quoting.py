@@ -30,7 +30,13 @@ def abbreviated(text: str, keep: int = KEPT_CHARACTERS) -> str:
 def for_log(text: str) -> str:
     """`text` abbreviated and with its control characters escaped (``\\n``, ``\\x1b``), for
     one log line."""
-    return _CONTROL.sub(_escape, abbreviated(text))
+    return escaped(abbreviated(text))
+
+
+def escaped(text: str) -> str:
+    """`text` with its control characters escaped: for text already abbreviated (a journal
+    entry's fields), which need not be measured and cut again."""
+    return _CONTROL.sub(_escape, text)
 
 
 def _escape(control: re.Match[str]) -> str:

@@ -716,6 +716,18 @@ def test_add_fixture_errors(url: str, png: bytes) -> None:
         "a field named `text`",
     )
     refused(post(url + "/fixtures", json={"text": "t"}, timeout=10), 415, "multipart/form-data")
+    # Found by Schemathesis's fuzzer: a field sent twice is not a string.
+    refused(
+        post(url + "/fixtures", files=image, data=[("text", "a"), ("text", "b")], timeout=10),
+        400,
+        "field 'text' was sent more than once; send it once",
+    )
+    twice = [("image", ("x.png", png, "image/png")), ("image", ("y.png", png, "image/png"))]
+    refused(
+        post(url + "/fixtures", files=twice, data={"text": "t"}, timeout=10),
+        400,
+        "field 'image' was sent more than once",
+    )
     assert requests.get(url + "/fixtures", timeout=10).json() == []
 
 

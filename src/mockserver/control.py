@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, request
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 
 from mockserver import __version__
@@ -284,6 +285,11 @@ def add_fixture() -> Response:
     unknown = sorted((set(form) | set(files)) - set(_FIXTURE_FIELDS))
     if unknown:
         raise BadControlRequest(f"unknown field {unknown[0]!r}; expected image, text, prompt, name")
+    repeated = [field for field in _FIXTURE_FIELDS if _sent(form, field) + _sent(files, field) > 1]
+    if repeated:
+        # A form field is one string: taking the first or the last copy would register a
+        # text the client may not have meant.
+        raise BadControlRequest(f"field {repeated[0]!r} was sent more than once; send it once")
     image = files.get("image")
     if image is None:
         raise BadControlRequest("send the image as a file part named `image`")
@@ -298,6 +304,11 @@ def add_fixture() -> Response:
         media_type=image.mimetype or None,
     )
     return json_response(_fixture_json(fixture), 201)
+
+
+def _sent(multidict: MultiDict[str, Any], field: str) -> int:
+    """How many times ``field`` is in a parsed form."""
+    return len(multidict.getlist(field))
 
 
 # -- the journal --------------------------------------------------------------------------------

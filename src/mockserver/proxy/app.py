@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from mockserver import __version__
 from mockserver.connection import client_socket
-from mockserver.control import entry_json
+from mockserver.control.journal import entry_json
 from mockserver.control_access import CONTROL_PREFIX, guard, is_control_path
 from mockserver.proxy.forwarding import Incoming, Proxy, ProxyError
 from mockserver.proxy.recording import Recorder

@@ -94,6 +94,6 @@ def _render(template: str) -> str:
         plans=list(plans().values()),
         fault_statuses=OVERRIDE_STATUSES,
         journal_statuses=(200, *OVERRIDE_STATUSES, 0),
-        control_url=url_for("control.health").removesuffix("/health"),
+        control_url=url_for("control.mock.health").removesuffix("/health"),
         ocr_url=url_for("api.ocr"),
     )

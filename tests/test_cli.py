@@ -32,6 +32,7 @@ from mockserver import errors
 from mockserver.backend import DEMO_ACCOUNTS, OVERRIDE_STATUSES, Backend
 from mockserver.cli import main, suite_arguments
 from mockserver.cli.check import _check_exit
+from mockserver.cli.common import CommandError, refuse_an_open_control_api
 from mockserver.clock import period_of
 from mockserver.fixtures import FixtureCatalogue
 from mockserver.resources import data_path
@@ -535,6 +536,37 @@ def test_admin_token_of_a_protected_mock(cli: Cli) -> None:
         assert refused.code == 1
         assert "--admin-token" in refused.err
         assert cli("accounts", "list", "--url", server.url, "--admin-token", "s3cret").code == 0
+
+
+@pytest.mark.parametrize(
+    ("command", "way_out"),
+    [(("serve", "--state", ":memory:"), "--no-control"), (("proxy",), None)],
+)
+def test_serve_and_proxy_refuse_an_open_control_api(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...], way_out: str | None
+) -> None:
+    """Both commands serve a control API and refuse, before binding anything, to serve it on
+    an address other machines reach without an admin token; only `serve` can switch it off."""
+    monkeypatch.delenv("ITSOCR_MOCK_ADMIN_TOKEN", raising=False)
+    monkeypatch.delenv("ITSOCR_MOCK_CONTROL", raising=False)
+    refused = cli(*command, "--host", "0.0.0.0", "--port", "0")
+    assert refused.code == 2
+    assert refused.err == (
+        "itsocr-mock: error: refusing to serve the control API on 0.0.0.0 without protection: "
+        "pass --admin-token TOKEN (or set ITSOCR_MOCK_ADMIN_TOKEN)"
+        + (f", or {way_out}" if way_out else "")
+        + "\n"
+    )
+
+
+def test_a_control_api_is_open_only_on_loopback_or_behind_a_token() -> None:
+    for host in ("127.0.0.1", "::1", "[::1]", "localhost"):
+        refuse_an_open_control_api(host, None)  # reachable from this machine only: allowed
+    refuse_an_open_control_api("0.0.0.0", "s3cret")
+    with pytest.raises(CommandError, match=r"on 192\.0\.2\.1 without protection"):
+        refuse_an_open_control_api("192.0.2.1", None)
+    with pytest.raises(CommandError, match=r"on 0\.0\.0\.0 without protection"):
+        refuse_an_open_control_api("0.0.0.0", "")  # an empty token protects nothing
 
 
 def test_help_is_consistent(cli: Cli) -> None:

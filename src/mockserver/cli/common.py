@@ -42,3 +42,20 @@ def instant_argument(text: str) -> str:
         return format_instant(parse_instant(text))
     except ValueError as failure:
         raise argparse.ArgumentTypeError(f"{failure} (e.g. 2030-01-31T00:00:00Z)") from None
+
+
+def refuse_an_open_control_api(host: str, admin_token: str | None, *, or_else: str = "") -> None:
+    """Raise a CommandError (exit 2) when the control API would be served on `host`, an address
+    other machines reach, without an admin token: anyone there could reset the state and read
+    the demo tokens. `or_else` names the command's other way out (``--no-control``)."""
+    from mockserver.control_access import is_loopback
+    from mockserver.settings import ENVIRONMENT
+
+    if admin_token or is_loopback(host):
+        return
+    remedy = f"pass --admin-token TOKEN (or set {ENVIRONMENT['admin_token']})"
+    raise CommandError(
+        f"refusing to serve the control API on {host} without protection: "
+        f"{remedy}{', or ' + or_else if or_else else ''}",
+        EXIT_USAGE,
+    )

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mockserver.cli.common import count_argument, fail
+from mockserver.cli.common import count_argument, fail, refuse_an_open_control_api
 from mockserver.settings import ENVIRONMENT
 
 STATE_FILE = "proxy-state.sqlite3"
@@ -67,7 +67,6 @@ def add_proxy_command(commands: Any) -> None:
 
 def proxy_command(args: argparse.Namespace) -> int:
     """`itsocr-mock proxy`."""
-    from mockserver.control_access import is_loopback
     from mockserver.proxy.app import ProxySettings
     from mockserver.settings import Settings
 
@@ -75,11 +74,7 @@ def proxy_command(args: argparse.Namespace) -> int:
     if problem:
         return fail(problem)
     environment = Settings.from_environment(admin_token=args.admin_token, log_level=args.log_level)
-    if not environment.admin_token and not is_loopback(args.host):
-        return fail(
-            f"refusing to serve the control API on {args.host} without protection: "
-            "pass --admin-token TOKEN (or set ITSOCR_MOCK_ADMIN_TOKEN)"
-        )
+    refuse_an_open_control_api(args.host, environment.admin_token)  # a proxy always serves one
     scratch = None if args.state else tempfile.mkdtemp(prefix="itsocr-mock-proxy-")
     settings = ProxySettings(
         state=args.state or str(Path(scratch or ".") / STATE_FILE),

@@ -16,7 +16,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from mockserver.cli.common import EXIT_USAGE, CommandError, fail
+from mockserver.cli.common import EXIT_USAGE, CommandError, fail, refuse_an_open_control_api
 from mockserver.settings import ENVIRONMENT, Settings
 from mockserver.store import StateError, describe_state
 
@@ -126,8 +126,6 @@ def serve_command(args: argparse.Namespace) -> int:
 
 def _settings(args: argparse.Namespace) -> Settings:
     """The settings from the environment and the command line, or a CommandError."""
-    from mockserver.control_access import is_loopback
-
     try:
         settings = Settings.from_environment(
             state=args.state,
@@ -157,12 +155,8 @@ def _settings(args: argparse.Namespace) -> Settings:
             "an in-memory state cannot be shared by several workers; use --state PATH",
             EXIT_USAGE,
         )
-    if settings.control and not settings.admin_token and not is_loopback(args.host):
-        raise CommandError(
-            f"refusing to serve the control API on {args.host} without protection: "
-            "pass --admin-token TOKEN (or set ITSOCR_MOCK_ADMIN_TOKEN), or --no-control",
-            EXIT_USAGE,
-        )
+    if settings.control:
+        refuse_an_open_control_api(args.host, settings.admin_token, or_else="--no-control")
     return settings
 
 

@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
         "prompts",
     },
     {"store", "store.base", "store.sqlite", "store.redis", "store.redis_scripts"},
-    {"faults", "tokens", "fixtures", "imaging", "hostile"},
+    {"faults", "tokens", "fixtures", "imaging", "hostile", "upload", "recognition"},
     {"state"},
     {"backend"},
 ]

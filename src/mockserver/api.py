@@ -8,7 +8,6 @@ from werkzeug.http import parse_options_header
 from werkzeug.wrappers import Response as BaseResponse
 
 from mockserver import errors
-from mockserver.backend import Upload
 from mockserver.connection import Deadline, body_deadline
 from mockserver.contract import cors_headers, max_file_size
 from mockserver.multipart import MalformedForm, RefusedPartHeaders, UnreadableBody, read_form
@@ -16,6 +15,7 @@ from mockserver.quoting import for_log
 from mockserver.state import OVERRIDE_STATUSES
 from mockserver.store import JournalEntry
 from mockserver.turns import GivingWay
+from mockserver.upload import Upload
 from mockserver.web import current_backend, json_response
 
 OCR_PATH = "/api/v1/ocr"

@@ -9,24 +9,21 @@ is read only after authorization and quota have passed, exactly as the live serv
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO
 
 from mockserver import errors
 from mockserver.clock import format_instant, parse_instant, period_of
 from mockserver.contract import allowed_media_types, max_file_size
-from mockserver.fixtures import Recognition, fallback_text
-from mockserver.imaging import Decoding, examine
+from mockserver.fixtures import Recognition
+from mockserver.imaging import Decoding
 from mockserver.plans import Plan, get_plan
 from mockserver.quoting import abbreviated, escaped
+from mockserver.recognition import UnknownImages
 from mockserver.state import (  # re-exported: the control state's names
     OVERRIDE_STATUSES,
     MockState,
@@ -49,6 +46,7 @@ from mockserver.tokens import (  # re-exported: the token helpers' names
     parse_authorization,
 )
 from mockserver.turns import waiting
+from mockserver.upload import Upload  # re-exported: the pipeline's input
 
 __all__ = [  # the pipeline's own names, and (for callers written before the split) the others
     "DEMO_ACCOUNTS",
@@ -82,24 +80,6 @@ DROPPED = "connection dropped by a fault rule"  # the journal's error for a drop
 
 
 @dataclass(frozen=True)
-class Upload:
-    """The `file` part of a request (and its `prompt`), as the HTTP layer parsed it."""
-
-    file_name: str
-    declared_type: str | None  # the part's Content-Type as sent; None when it had none
-    size: int
-    sha256: str
-    stream: BinaryIO
-    prompt: str = ""  # first `prompt` field, trimmed
-
-    @property
-    def mime_type(self) -> str:
-        """The type the live service sees: lower-cased, ``text/plain`` when the part had no
-        Content-Type header (a header present but empty is the empty type)."""
-        return "text/plain" if self.declared_type is None else self.declared_type.lower()
-
-
-@dataclass(frozen=True)
 class Principal:
     """Who a request is from: a valid token and its account's plan."""
 
@@ -130,39 +110,6 @@ class OcrResult:
             "mimeType": self.mime_type,
             "success": True,
         }
-
-
-class UnknownImages:
-    """What OCR made of the images recently seen that no fixture knows, by hash and prompt.
-
-    Whether the bytes decode, and the text generated for them, depend on the bytes (and the
-    prompt) alone, and cost more than the rest of a request together (a full decode, a Faker
-    document): a test suite posting the same images again pays for them once per worker.
-    """
-
-    def __init__(self, remembered: int = 1024) -> None:
-        self._remembered = remembered
-        self._outcomes: OrderedDict[tuple[str, str], Recognition | Decoding] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def recognise(self, upload: Upload) -> Recognition | Decoding:
-        """The generated text for `upload`, or the verdict when its bytes are not a decodable
-        image (within the decode budgets)."""
-        # Hashed: a prompt may be megabytes long, and this cache is kept per worker.
-        key = (upload.sha256, hashlib.sha256(upload.prompt.encode()).hexdigest())
-        with self._lock:
-            if key in self._outcomes:
-                self._outcomes.move_to_end(key)
-                return self._outcomes[key]
-        with waiting():  # a decoder (C code) may take a while on a large image
-            decoding = examine(upload.stream)
-        outcome = fallback_text(upload.sha256, upload.prompt) if decoding.decodable else decoding
-        if decoding.lasting:  # not "no room to decode in time": that one is for now only
-            with self._lock:
-                self._outcomes[key] = outcome
-                if len(self._outcomes) > self._remembered:
-                    self._outcomes.popitem(last=False)
-        return outcome
 
 
 @dataclass
@@ -317,7 +264,7 @@ class Backend(MockState):
     def validate(self, principal: Principal, upload: Upload) -> None:
         """Declared type, then the global ceiling, then the plan's limit (all 400)."""
         if upload.mime_type not in allowed_media_types():
-            raise errors.UnsupportedFileType(upload.mime_type, hint=_type_hint(upload))
+            raise errors.UnsupportedFileType(upload.mime_type, hint=upload.type_hint())
         if upload.size > max_file_size():
             raise errors.FileTooLarge()
         if upload.size > principal.plan.max_file_size:
@@ -350,7 +297,7 @@ class Backend(MockState):
             return known
         generated = self.unknown_images.recognise(upload)
         if isinstance(generated, Decoding):
-            raise errors.OcrFailed(hint=_undecodable_hint(upload, generated))
+            raise errors.OcrFailed(hint=upload.undecodable_hint(generated))
         return generated
 
     def _apply_fault(self, fault: FaultRow, principal: Principal) -> None:
@@ -446,39 +393,3 @@ def log_access(entry: JournalEntry) -> None:
     )
     if entry.hint:
         log.warning("hint: %s", escaped(entry.hint))
-
-
-def _type_hint(upload: Upload) -> str | None:
-    if upload.declared_type is None:
-        return (
-            f"the file part {upload.file_name!r} was sent without a Content-Type, which the "
-            "service reads as text/plain. Python requests does this for files={'file': f} (the "
-            "vendor's own example); declare the type: "
-            "files={'file': ('document.jpg', f, 'image/jpeg')}"
-        )
-    if upload.declared_type == "":
-        return (
-            f"the file part {upload.file_name!r} has an empty Content-Type header (the live "
-            "service reports the empty type); declare the image's type, e.g. image/png"
-        )
-    if upload.mime_type == "application/octet-stream":
-        return (
-            f"the file part {upload.file_name!r} was declared application/octet-stream, the "
-            "type Node.js sends for a Blob without one (and curl -F for an unknown file "
-            "extension); give the Blob its type: new Blob([bytes], {type: 'image/png'}) "
-            "(curl: -F 'file=@scan;type=image/png')"
-        )
-    if upload.mime_type == "image/jpg":
-        return "image/jpg is not a registered media type; declare JPEG files as image/jpeg"
-    if ";" in upload.mime_type:
-        return "the declared type must be the bare media type, without parameters such as charset"
-    return None
-
-
-def _undecodable_hint(upload: Upload, decoding: Decoding) -> str:
-    if upload.size == 0:
-        return "the file is empty; the live OCR model fails on it the same way"
-    return (
-        f"the bytes of {upload.file_name!r} do not decode as an image (declared "
-        f"{upload.mime_type}): {decoding.problem}; the live OCR model fails on them the same way"
-    )

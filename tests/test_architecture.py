@@ -22,6 +22,8 @@ LAYERS: list[set[str]] = [
         "turns",
         "multipart",
         "prompts",
+        "schemas",
+        "validation",
     },
     {"store", "store.base", "store.sqlite", "store.redis", "store.redis_scripts"},
     {"faults", "tokens", "fixtures", "imaging", "hostile", "upload", "recognition"},

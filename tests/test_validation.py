@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from mockserver import contract, validation
+from mockserver import contract, schemas, validation
 from mockserver.backend import DEMO_ACCOUNTS
 from mockserver.contract import cors_headers
 from mockserver.validation import assert_matches_contract, find_operation, find_violations
@@ -294,12 +294,11 @@ def problems_spec(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             }
         },
     }
-    monkeypatch.setattr(validation, "load_spec", lambda name="openapi.yaml": spec)
-    validation._registry.cache_clear()
-    validation._validator.cache_clear()
+    for reader in (validation, schemas):
+        monkeypatch.setattr(reader, "load_spec", lambda name="openapi.yaml": spec)
+    schemas.forget_compiled()
     yield
-    validation._registry.cache_clear()
-    validation._validator.cache_clear()
+    schemas.forget_compiled()
 
 
 @pytest.mark.usefixtures("problems_spec")
@@ -352,6 +351,7 @@ def test_the_validator_and_the_spec_reader_know_nothing_of_the_mock() -> None:
         "mockserver.contract",
         "mockserver.plans",
         "mockserver.resources",
+        "mockserver.schemas",
         "mockserver.validation",
     ]
 

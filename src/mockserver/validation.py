@@ -29,15 +29,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
+from mockserver import schemas
 from mockserver.contract import UNTYPED_BODY, documented_messages, load_spec, server_paths
 
 __all__ = [
@@ -52,7 +49,6 @@ __all__ = [
 
 Level = Literal["documented", "observed"]
 LEVELS: tuple[Level, ...] = ("documented", "observed")
-SPEC_URI = "urn:itsocr-mock:openapi.yaml"
 _BODY_PREVIEW_LIMIT = 4000  # characters of a non-JSON body shown in a failure message
 _JSON = "application/json"
 
@@ -115,12 +111,12 @@ def find_violations(
         raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
     method, path = operation[0].lower(), operation[1]
     received = _received(response)
-    pointer = _operation_pointer(method, path)
-    response_pointer = _response_pointer(pointer, received.status)
+    pointer = schemas.operation_pointer(method, path)
+    response_pointer = schemas.response_pointer(pointer, received.status)
     if response_pointer is None:
-        documented = ", ".join(_resolve(pointer).get("responses", {}))
+        documented = ", ".join(schemas.resolve(pointer).get("responses", {}))
         return [Violation(f"status {received.status} is not documented (documented: {documented})")]
-    response_pointer, declared = _follow(response_pointer)
+    response_pointer, declared = schemas.follow(response_pointer)
     found = []
     if level == "observed":
         found += _header_violations(received, response_pointer, declared)
@@ -180,66 +176,6 @@ def _received(response: ContractResponse | Triple) -> _Received:
     return _Received(int(response.status_code), headers, response.content or b"")
 
 
-# -- finding things in the spec --------------------------------------------------------------
-
-
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
-
-
-def _resolve(pointer: str) -> Any:
-    node: Any = load_spec()
-    for token in pointer.lstrip("/").split("/") if pointer else []:
-        node = node[token.replace("~1", "/").replace("~0", "~")]
-    return node
-
-
-def _follow(pointer: str) -> tuple[str, Mapping[str, Any]]:
-    """Follow local `$ref`s from `pointer`; the pointer and object finally reached."""
-    node = _resolve(pointer)
-    while isinstance(node, Mapping) and "$ref" in node:
-        reference = str(node["$ref"])
-        if not reference.startswith("#"):
-            raise ValueError(f"only local $refs are supported in openapi.yaml, not {reference!r}")
-        pointer = reference[1:]
-        node = _resolve(pointer)
-    return pointer, node
-
-
-def _operation_pointer(method: str, path: str) -> str:
-    paths = load_spec()["paths"]
-    if path not in paths or method not in paths[path]:
-        known = ", ".join(
-            f"{m.upper()} {p}" for p, item in paths.items() for m in item if not m.startswith("x-")
-        )
-        raise ValueError(f"openapi.yaml has no operation {method.upper()} {path}; known: {known}")
-    return f"/paths/{_escape(path)}/{method}"
-
-
-def _response_pointer(operation_pointer: str, status: int) -> str | None:
-    responses = _resolve(operation_pointer).get("responses", {})
-    for key in (str(status), f"{str(status)[0]}XX", f"{str(status)[0]}xx", "default"):
-        if key in responses:
-            return f"{operation_pointer}/responses/{_escape(key)}"
-    return None
-
-
-@cache
-def _registry() -> Registry[Any]:
-    resource: Resource[Any] = Resource.from_contents(load_spec(), default_specification=DRAFT202012)
-    registry: Registry[Any] = Registry().with_resource(SPEC_URI, resource)
-    return registry
-
-
-@cache
-def _validator(schema_pointer: str) -> Draft202012Validator:
-    """A compiled validator for the schema at `schema_pointer`, `$ref`s resolved in the spec."""
-    schema = {"$ref": f"{SPEC_URI}#{schema_pointer}"}
-    return Draft202012Validator(
-        schema, registry=_registry(), format_checker=Draft202012Validator.FORMAT_CHECKER
-    )
-
-
 # -- the clauses -----------------------------------------------------------------------------
 
 
@@ -248,14 +184,16 @@ def _header_violations(
 ) -> list[Violation]:
     found = []
     for name in declared.get("headers", {}):
-        header_pointer, header = _follow(f"{response_pointer}/headers/{_escape(name)}")
+        header_pointer, header = schemas.follow(
+            f"{response_pointer}/headers/{schemas.escape(name)}"
+        )
         value = received.headers.get(name.lower())
         if value is None:
             if header.get("required", False):
                 found.append(Violation(f"required header {name} is missing"))
             continue
         if "schema" in header:
-            failure = _first_error(f"{header_pointer}/schema", _header_value(value, header))
+            failure = schemas.first_error(f"{header_pointer}/schema", _header_value(value, header))
             if failure is not None:
                 found.append(
                     Violation(f"header {name}: {value!r} does not match its schema", failure)
@@ -304,7 +242,7 @@ def _body_violations(
         )
     if "schema" not in content[key]:
         return violations
-    schema_pointer = f"{response_pointer}/content/{_escape(key)}/schema"
+    schema_pointer = f"{response_pointer}/content/{schemas.escape(key)}/schema"
     if _is_json(media_type):
         try:
             body: object = json.loads(received.body)
@@ -317,9 +255,9 @@ def _body_violations(
             return [*violations, Violation("the text body is not valid UTF-8")]
     else:
         return violations  # binary content: nothing a JSON Schema can say about its bytes
-    failure = _first_error(schema_pointer, body)
+    failure = schemas.first_error(schema_pointer, body)
     if failure is not None:
-        clause = f"the body does not match the schema at #{_schema_ref(schema_pointer)}"
+        clause = f"the body does not match the schema at #{schemas.schema_ref(schema_pointer)}"
         return [*violations, Violation(clause, failure)]
     if level == "observed":
         violations += _message_violations(received.status, body, operation)
@@ -339,7 +277,7 @@ def _untyped_body_violations(received: _Received, pointer: str, level: Level) ->
         text = received.body.decode("utf-8")
     except UnicodeDecodeError:
         return [*found, Violation("the text body is not valid UTF-8")]
-    failure = _first_error(f"{pointer}/schema", text)
+    failure = schemas.first_error(f"{pointer}/schema", text)
     if failure is not None:
         found.append(Violation(f"the body does not match the schema at #{pointer}/schema", failure))
     return found
@@ -353,13 +291,6 @@ def _message_violations(status: int, body: object, operation: tuple[str, str]) -
     if any(pattern.fullmatch(message) for pattern in patterns):
         return []
     return [Violation(f"error {message!r} is not a message openapi.yaml documents for {status}")]
-
-
-def _schema_ref(schema_pointer: str) -> str:
-    node = _resolve(schema_pointer)
-    if isinstance(node, Mapping) and isinstance(node.get("$ref"), str):
-        return str(node["$ref"]).lstrip("#")
-    return schema_pointer
 
 
 def _media_type(header: str) -> str:
@@ -378,16 +309,6 @@ def _matching_media_type(media_type: str, content: Mapping[str, Any]) -> str | N
 
 def _is_json(media_type: str) -> bool:
     return media_type == _JSON or media_type.endswith("+json")
-
-
-def _first_error(schema_pointer: str, instance: object) -> ValidationError | None:
-    errors = sorted(_validator(schema_pointer).iter_errors(instance), key=_error_order)
-    return errors[0] if errors else None
-
-
-def _error_order(error: ValidationError) -> tuple[int, str]:
-    # The shallowest error first: "missing property" reads better than a nested consequence.
-    return len(error.path), str(list(error.path))
 
 
 # -- reporting -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from typing import Any, ParamSpec, TypeVar, cast
 
 import redis
@@ -26,6 +26,7 @@ from redis.retry import Retry
 from mockserver import errors
 from mockserver.prompts import matching_prompt
 from mockserver.store import base, describe_state
+from mockserver.store import redis_rows as rows
 from mockserver.store.base import (
     JOURNAL_LIMIT,
     AccountRow,
@@ -129,7 +130,7 @@ class RedisStore(StateStore):
     def reset(self, accounts: Sequence[AccountRow], tokens: Sequence[TokenRow]) -> None:
         """Replace every key under the prefix with these accounts and tokens, atomically."""
         seed = {"accounts": [asdict(a) for a in accounts], "tokens": [asdict(t) for t in tokens]}
-        self._run("reset", _glob_escape(self.prefix) + "*", json.dumps(seed))
+        self._run("reset", rows.glob_escape(self.prefix) + "*", json.dumps(seed))
 
     # -- accounts -----------------------------------------------------------------------------
 
@@ -142,14 +143,14 @@ class RedisStore(StateStore):
     def get_account(self, account_id: str) -> AccountRow | None:
         """The account with that id, or None."""
         found = cast("dict[str, str]", self._client.hgetall(self._key("account:" + account_id)))
-        return _account(found) if found else None
+        return rows.account(found) if found else None
 
     @_reaching
     def list_accounts(self) -> list[AccountRow]:
         """All accounts, oldest first (by creation time, then the order they were added in)."""
-        found = [_pairs(flat) for flat in self._run("list_rows", "accounts", "account:")]
+        found = [rows.pairs(flat) for flat in self._run("list_rows", "accounts", "account:")]
         found.sort(key=lambda row: (row["created_at"], int(row["seq"])))
-        return [_account(row) for row in found]
+        return [rows.account(row) for row in found]
 
     @_reaching
     def delete_account(self, account_id: str) -> bool:
@@ -174,21 +175,23 @@ class RedisStore(StateStore):
         found = self._run("find_token", digest)
         if not found:
             return None
-        token, account = _pairs(found[0]), _pairs(found[1])
-        return _token(token), (_account(account) if account else None)
+        token, account = rows.pairs(found[0]), rows.pairs(found[1])
+        return rows.token(token), (rows.account(account) if account else None)
 
     @_reaching
     def get_token(self, token_id: str) -> TokenRow | None:
         """The token with that id, or None."""
         found = cast("dict[str, str]", self._client.hgetall(self._key("token:" + token_id)))
-        return _token(found) if found else None
+        return rows.token(found) if found else None
 
     @_reaching
     def list_tokens(self, account_id: str) -> list[TokenRow]:
         """An account's tokens, oldest first."""
-        found = [_pairs(flat) for flat in self._run("list_rows", "tokens:" + account_id, "token:")]
+        found = [
+            rows.pairs(flat) for flat in self._run("list_rows", "tokens:" + account_id, "token:")
+        ]
         found.sort(key=lambda row: (row["created_at"], int(row["seq"])))
-        return [_token(row) for row in found]
+        return [rows.token(row) for row in found]
 
     @_reaching
     def revoke_token(self, token_id: str, now: str) -> bool:
@@ -222,7 +225,7 @@ class RedisStore(StateStore):
         and one that was not is the live 500.
         """
         marker = uuid.uuid4().hex
-        args = (account_id, period, -1 if limit is None else limit, size, _entry_json(entry))
+        args = (account_id, period, -1 if limit is None else limit, size, rows.entry_json(entry))
         try:
             seq = self._count(marker, *args)
         except errors.StateUnavailable as lost:
@@ -282,17 +285,12 @@ class RedisStore(StateStore):
     @_reaching
     def add_fault(self, fault: FaultRow) -> None:
         """Store a fault rule."""
-        row = {
-            **asdict(fault),
-            "drop_connection": int(fault.drop_connection),
-            "counts_usage": int(fault.counts_usage),
-        }
-        self._run("add_fault", json.dumps(row))
+        self._run("add_fault", rows.fault_json(fault))
 
     @_reaching
     def list_faults(self) -> list[FaultRow]:
         """Fault rules in the order they apply (the order they were added in)."""
-        return [_fault(_pairs(flat)) for flat in self._run("list_rows", "faults", "fault:")]
+        return [rows.fault(rows.pairs(flat)) for flat in self._run("list_rows", "faults", "fault:")]
 
     @_reaching
     def delete_faults(self, fault_id: str | None = None) -> int:
@@ -304,7 +302,7 @@ class RedisStore(StateStore):
         """Claim the first fault rule matching an account, spending one of its `times` inside
         Redis: each of them goes to exactly one request, whichever mock receives it."""
         found = self._run("take_fault", account_id)
-        return _fault(_pairs(found)) if found else None
+        return rows.fault(rows.pairs(found)) if found else None
 
     @_reaching
     def add_fixture(
@@ -347,7 +345,7 @@ class RedisStore(StateStore):
     @_reaching
     def record(self, entry: JournalEntry) -> None:
         """Append a request to the journal (dropping the oldest past the cap)."""
-        seq = self._run("record", _entry_json(entry), self.journal_limit, base.JOURNAL_BYTES)
+        seq = self._run("record", rows.entry_json(entry), self.journal_limit, base.JOURNAL_BYTES)
         entry.seq = int(seq)
 
     @_reaching
@@ -358,7 +356,7 @@ class RedisStore(StateStore):
         stored = cast(
             "list[str]", self._client.lrange(self._key("journal"), -self.journal_limit, -1)
         )
-        entries = [_entry(line) for line in stored]
+        entries = [rows.entry(line) for line in stored]
         chosen = [
             entry
             for entry in entries
@@ -374,58 +372,3 @@ class RedisStore(StateStore):
     def clear_journal(self) -> None:
         """Forget every journalled request."""
         self._client.delete(self._key("journal"), self._key("journal-bytes"))
-
-
-_JOURNAL_FIELDS = tuple(f.name for f in fields(JournalEntry) if f.name != "seq")
-
-
-def _entry_json(entry: JournalEntry) -> str:
-    return json.dumps({name: getattr(entry, name) for name in _JOURNAL_FIELDS})
-
-
-def _entry(line: str) -> JournalEntry:
-    seq, _, stored = line.partition(" ")
-    return JournalEntry(**json.loads(stored), seq=int(seq))
-
-
-def _pairs(flat: Sequence[str]) -> dict[str, str]:
-    """A hash as HGETALL returns it inside a script: name, value, name, value..."""
-    return dict(zip(flat[::2], flat[1::2], strict=True))
-
-
-def _account(row: Mapping[str, str]) -> AccountRow:
-    return AccountRow(row["id"], row["plan"], row["created_at"])
-
-
-def _token(row: Mapping[str, str]) -> TokenRow:
-    return TokenRow(
-        id=row["id"],
-        account_id=row["account_id"],
-        digest=row["digest"],
-        prefix=row["prefix"],
-        created_at=row["created_at"],
-        expires_at=row.get("expires_at"),
-        revoked_at=row.get("revoked_at"),
-    )
-
-
-def _fault(row: Mapping[str, str]) -> FaultRow:
-    def number(name: str) -> int | None:
-        return int(row[name]) if name in row else None
-
-    return FaultRow(
-        id=row["id"],
-        account_id=row.get("account_id"),
-        status=number("status"),
-        error=row.get("error"),
-        delay_ms=int(row.get("delay_ms", 0)),
-        remaining=number("remaining"),
-        drop_connection=row.get("drop_connection") == "1",
-        created_at=row["created_at"],
-        counts_usage=row.get("counts_usage") == "1",
-    )
-
-
-def _glob_escape(text: str) -> str:
-    """`text` matched literally by a Redis glob pattern (SCAN MATCH)."""
-    return "".join("\\" + char if char in "*?[]\\" else char for char in text)

@@ -28,6 +28,8 @@ LAYERS: list[set[str]] = [
     {
         "store",
         "store.base",
+        "store.schema",
+        "store.database",
         "store.sqlite",
         "store.redis",
         "store.redis_scripts",

@@ -461,6 +461,7 @@ def test_both_targets_print_the_same_json(
 ) -> None:
     running = ("--url", mock_server.url)
     state = ("--state", str(tmp_path / "state.sqlite3"))
+    Store(state[1]).close()
     for command in (
         ("accounts", "create", "--plan", "pro"),
         ("accounts", "list"),
@@ -524,6 +525,11 @@ def test_environment_names_the_target(
 
 def test_a_new_state_file_starts_with_the_demo_accounts(cli: Cli, tmp_path: Path) -> None:
     state = tmp_path / "deep" / "new.sqlite3"
+    refused = cli("accounts", "list", "--state", str(state))  # a typo must not make a state
+    assert refused.code == 2
+    assert f"no state file at {state}" in refused.err
+    assert not state.exists()
+    assert cli("reset", "--state", str(state)).code == 0  # only reset (and serve) make one
     rows = cli("accounts", "list", "--json", "--state", str(state)).json()
     assert isinstance(rows, list)
     assert [row["id"] for row in rows] == [demo.id for demo in DEMO_ACCOUNTS]
@@ -828,6 +834,7 @@ def test_serve_refuses_a_bad_fixture_directory_in_one_line(
 def test_a_reader_that_stops_reading_gets_no_traceback(tmp_path: Path) -> None:
     """`itsocr-mock fixtures list | head -1`: the pipe closes before the table is written."""
     state = str(tmp_path / "state.sqlite3")
+    Store(state).close()
     command = [sys.executable, "-m", "mockserver.cli", "fixtures", "list", "--state", state]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
         assert process.stdout is not None

@@ -5,6 +5,7 @@ documented intent; see test_control.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from mockserver.testing import InProcessServer
 
 FREE, PRO, ENTERPRISE = DEMO_ACCOUNTS
 OCR_FAILED = errors.OcrFailed.message
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture
@@ -110,19 +112,18 @@ def test_counts_usage_only_with_a_500_or_a_drop(mock_server: InProcessServer, bo
 
 def test_a_state_file_from_before_counts_usage_gains_the_column(tmp_path: Path) -> None:
     state = tmp_path / "state.sqlite3"
-    Store(state).close()
-    with sqlite3.connect(state) as db:  # the faults table as schema version 1 wrote it
-        db.execute("ALTER TABLE faults DROP COLUMN counts_usage")
-    db.close()
+    with contextlib.closing(sqlite3.connect(state)) as db:  # the faults table of schema 1
+        db.executescript((DATA / "state-v1.sql").read_text(encoding="utf-8"))
     with InProcessServer(Settings(state=str(state))) as server:
         server.backend.ensure_initialised()
         with MockControl(server.url) as control:
             control.add_fault(500, counts_usage=True, times=1)
-            assert [rule["countsUsage"] for rule in control.list_faults()] == [True]
+            # The old state's rule gained the column with its default, the new one is set.
+            assert [rule["countsUsage"] for rule in control.list_faults()] == [False, True]
     store = Store(state)
     try:
-        [rule] = store.list_faults()
+        old, rule = store.list_faults()
     finally:
         store.close()
     assert isinstance(rule, FaultRow)
-    assert rule.counts_usage is True
+    assert (old.id, old.counts_usage, rule.counts_usage) == ("flt_0123456789abcdef", False, True)

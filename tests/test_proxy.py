@@ -342,23 +342,19 @@ def test_the_control_api_offers_health_requests_and_reset_only(
 
 
 def test_a_state_file_from_before_the_proxy_gains_the_violations_column(tmp_path: Path) -> None:
+    import contextlib
     import sqlite3
 
     from mockserver.store import JournalEntry, Store
 
     path = tmp_path / "old.sqlite3"
-    with sqlite3.connect(path) as old:  # the journal table as earlier versions created it
-        old.execute(
-            "CREATE TABLE journal (seq INTEGER PRIMARY KEY, time TEXT NOT NULL, "
-            "method TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL, account_id TEXT, "
-            "token_prefix TEXT, file_name TEXT, mime_type TEXT, file_size INTEGER, sha256 TEXT, "
-            "fixture TEXT, prompt TEXT, error TEXT, hint TEXT, duration_ms REAL)"
-        )
-    old.close()
+    with contextlib.closing(sqlite3.connect(path)) as old:  # a state of schema 1
+        old.executescript((Path(__file__).parent / "data" / "state-v1.sql").read_text("utf-8"))
     store = Store(path)
     try:
         store.record(JournalEntry(time="t", method="POST", path="/api/v1/ocr", status=200))
         store.record(JournalEntry(time="t", method="POST", path="/", status=401, violations=("x",)))
-        assert [e.violations for e in store.journal()] == [None, ("x",)]
+        # The old state's entry, then the two new ones.
+        assert [e.violations for e in store.journal()] == [None, None, ("x",)]
     finally:
         store.close()

@@ -15,7 +15,7 @@ server, `waiting()` does nothing.
 Two rules keep this correct; the second is enforced here, in every server:
 
 1. Every call on the OCR path that may block -- reading the body, a fault's delay, an image
-   decoder, waiting for the state's writer lock (`store.sqlite.WriterLock`) -- runs inside
+   decoder, waiting for the state's writer lock (`store.database.WriterLock`) -- runs inside
    `waiting()`. A call that blocks while holding the turn stalls every request of the
    worker. (Logging queues its records and never blocks: `logs.py`.)
 2. Never `waiting()` while holding a lock that another thread may need while it holds the

@@ -50,7 +50,21 @@ def add_control_commands(commands: Any) -> None:
         help="the token's id, e.g. demo-free-token (not the token: `tokens list` shows the ids)",
     )
 
-    add_command(commands, "reset", reset_command, "back to a fresh state: demo accounts only")
+    reset = add_command(
+        commands,
+        "reset",
+        reset_command,
+        "back to a fresh state: demo accounts only",
+        description="Back to a fresh state: demo accounts only. A --state file that does not "
+        "exist yet is created; one that is not a usable state of this kit (another program's "
+        "file, a damaged one, one of a newer kit) is refused unless --force.",
+        creates_state=True,
+    )
+    reset.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a --state file that is not a usable state of this kit (its data is lost)",
+    )
 
 
 def accounts_create(args: argparse.Namespace) -> int:
@@ -139,7 +153,7 @@ def _token_given(token: str, accounts: list[dict[str, Any]]) -> CommandError:
 
 
 def reset_command(args: argparse.Namespace) -> int:
-    """`itsocr-mock reset`."""
+    """`itsocr-mock reset [--force]`."""
     with open_target(args) as target:
         target.control.reset()
     return emit(args, {"reset": target.where}, f"reset {target.where}: demo accounts only")

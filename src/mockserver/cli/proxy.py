@@ -70,7 +70,7 @@ def proxy_command(args: argparse.Namespace) -> int:
     from mockserver.proxy.app import ProxySettings
     from mockserver.settings import Settings
 
-    problem = _check(args)
+    problem = _check(args) or _check_state(args.state)
     if problem:
         return fail(problem)
     environment = Settings.from_environment(admin_token=args.admin_token, log_level=args.log_level)
@@ -109,6 +109,21 @@ def _check(args: argparse.Namespace) -> str | None:
             args.record.mkdir(parents=True, exist_ok=True)
         except OSError as failure:
             return f"cannot record in {args.record}: {failure.strerror or failure}"
+    return None
+
+
+def _check_state(state: str | None) -> str | None:
+    """Why the --state file cannot be used, told before gunicorn starts (opening it creates a
+    new one, brings an older one up to date, and refuses any other without changing it)."""
+    if state is None:
+        return None
+    from mockserver.errors import StateUnavailable
+    from mockserver.store import StateError, Store
+
+    try:
+        Store(state).close()
+    except (StateError, StateUnavailable) as failure:
+        return str(failure)
     return None
 
 

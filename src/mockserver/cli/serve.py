@@ -18,7 +18,7 @@ from typing import Any
 
 from mockserver.cli.common import EXIT_USAGE, CommandError, fail, refuse_an_open_control_api
 from mockserver.settings import ENVIRONMENT, Settings
-from mockserver.store import StateError, describe_state
+from mockserver.store import StateError, UnusableState, describe_state
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a program stopped by Ctrl-C
@@ -112,7 +112,9 @@ def serve_command(args: argparse.Namespace) -> int:
         server.run()  # loads the app (and the fixtures) before any worker starts
     except FixtureError as failure:
         return fail(f"{failure} (check it with `itsocr-mock fixtures verify --fixtures DIR`)")
-    except StateUnavailable as failure:  # Redis down, or refusing the password, at start-up
+    # Redis down or refusing the password; a state file that cannot be created or written,
+    # or that is not a usable state (each message names the state and what to do).
+    except (StateUnavailable, UnusableState) as failure:
         return fail(str(failure))
     except StateError as failure:  # a Redis URL without the redis package, or a malformed one
         return fail(f"--state {describe_state(settings.state)}: {failure}")

@@ -10,6 +10,7 @@ goes through the control API: a state file's is served in-process by the mock's 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -21,12 +22,14 @@ from mockserver.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, URL_ENV, Com
 from mockserver.settings import ENVIRONMENT, Settings, default_state_path
 
 if TYPE_CHECKING:
+    from flask import Flask
+
     from mockserver.client import ControlApiError, MockControl
 
 TARGET_HEADING = "target (default: the state file `serve` uses)"
 
 
-def add_target_options(parser: argparse.ArgumentParser) -> None:
+def add_target_options(parser: argparse.ArgumentParser, *, creates_state: bool = False) -> None:
     """Add ``--url | --state`` and ``--admin-token`` under the target heading, and ``--json``.
 
     Added to each command rather than inherited from a parent parser: argparse (before 3.12)
@@ -40,7 +43,8 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     exclusive.add_argument(
         "--state",
         metavar="PATH",
-        help=f"act directly on this state file (env {ENVIRONMENT['state']})",
+        help=f"act directly on this state file{'' if creates_state else ', which must exist'} "
+        f"(env {ENVIRONMENT['state']})",
     )
     where.add_argument(
         "--admin-token",
@@ -61,7 +65,7 @@ def add_command(
     """A subcommand acting on a target: its parser, with the target options, calling `handler`
     (`defaults` are set on the parsed arguments, as `set_defaults` does)."""
     parser = commands.add_parser(name, help=help, description=description or help)
-    add_target_options(parser)
+    add_target_options(parser, creates_state=bool(defaults.get("creates_state")))
     parser.set_defaults(handler=handler, **defaults)
     return parser
 
@@ -130,16 +134,23 @@ LOCAL_ORIGIN = "http://state-file.itsocr-mock.invalid"  # never resolved: no soc
 def _state_file_target(args: argparse.Namespace) -> tuple[Target, Callable[[], None]]:
     """The control API of a state file, served in-process: the running mock's own handlers,
     rules and JSON over the file's store and backend, so that both targets behave alike."""
-    from mockserver.app import create_app
     from mockserver.client import MockControl, WsgiAdapter
     from mockserver.web import EXTENSION_KEY
 
-    state = args.state or os.environ.get(ENVIRONMENT["state"]) or default_state_path()
+    named = args.state or os.environ.get(ENVIRONMENT["state"])
+    state = named or default_state_path()
     if state == ":memory:":
         raise CommandError(
             "an in-memory state lives only inside its server: use --url to reach it", EXIT_USAGE
         )
-    app = create_app(Settings(state=state))
+    creates = getattr(args, "creates_state", False)
+    if named and not creates and not os.path.lexists(state):  # a typo must not make a state
+        raise CommandError(
+            f"no state file at {state}: check the path, or create it with "
+            f"`itsocr-mock reset --state {state}` (or `itsocr-mock serve --state {state}`)",
+            EXIT_USAGE,
+        )
+    app = _state_app(state, replace=creates and getattr(args, "force", False))
     control = MockControl(LOCAL_ORIGIN)
     control.session.mount(LOCAL_ORIGIN + "/", WsgiAdapter(app))
 
@@ -148,6 +159,35 @@ def _state_file_target(args: argparse.Namespace) -> tuple[Target, Callable[[], N
         app.extensions[EXTENSION_KEY].store.close()
 
     return Target(control, state), close
+
+
+def _state_app(state: str, *, replace: bool) -> Flask:
+    """The mock's app on the state file, or a one-line CommandError saying why the file cannot
+    be used; with `replace`, a file that is not a usable state of this kit is deleted and made
+    anew (``reset --force``). A place that cannot be written is refused even then."""
+    from mockserver.errors import StateUnavailable
+    from mockserver.store import StateError, UnusableState
+
+    try:
+        return _app(state)
+    except UnusableState as failure:
+        if not replace:
+            raise CommandError(str(failure), EXIT_USAGE) from None
+    except (StateError, StateUnavailable) as failure:
+        raise CommandError(str(failure), EXIT_USAGE) from None
+    for leftover in ("", "-wal", "-shm", "-journal"):  # SQLite's files beside it go too
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(state + leftover)
+    try:
+        return _app(state)
+    except (StateError, StateUnavailable) as failure:
+        raise CommandError(str(failure), EXIT_USAGE) from None
+
+
+def _app(state: str) -> Flask:
+    from mockserver.app import create_app
+
+    return create_app(Settings(state=state))
 
 
 def _control_failure(failure: ControlApiError) -> CommandError:

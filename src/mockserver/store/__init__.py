@@ -16,12 +16,17 @@ from mockserver.store.base import (
     AccountRow,
     FaultRow,
     JournalEntry,
+    NewerState,
+    NotOurState,
     Overrides,
     StateError,
     StateStore,
     TokenRow,
+    UnusableState,
 )
-from mockserver.store.sqlite import MEMORY, SCHEMA_VERSION, Store, WriterLock
+from mockserver.store.database import MEMORY, WriterLock
+from mockserver.store.schema import SCHEMA_VERSION
+from mockserver.store.sqlite import Store
 
 DEFAULT_PREFIX = "itsocr-mock:"  # the Redis keys' prefix unless `--state-prefix` says otherwise
 REDIS_SCHEMES = ("redis", "rediss")
@@ -46,7 +51,9 @@ def open_store(
 ) -> StateStore:
     """The store for a `--state` value: a SQLite file path, ``:memory:`` or a Redis URL.
 
-    A Redis that cannot be reached raises `errors.StateUnavailable` here, at start-up.
+    A Redis that cannot be reached raises `errors.StateUnavailable` here, at start-up, as does
+    a state file that cannot be created or written; a file that is not a usable state of this
+    kit raises an `UnusableState` (`NotOurState`, `NewerState`). Nothing is changed then.
     """
     if is_redis_url(state):
         try:
@@ -69,11 +76,14 @@ __all__ = [
     "AccountRow",
     "FaultRow",
     "JournalEntry",
+    "NewerState",
+    "NotOurState",
     "Overrides",
     "StateError",
     "StateStore",
     "Store",
     "TokenRow",
+    "UnusableState",
     "WriterLock",
     "describe_state",
     "is_redis_url",

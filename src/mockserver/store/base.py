@@ -22,7 +22,22 @@ JOURNAL_BYTES = 32 * 1024 * 1024
 
 
 class StateError(ValueError):
-    """A `--state` value (or prefix, or journal limit) that no store can be opened with."""
+    """A `--state` value (or prefix, or journal limit) that no store can be opened with; the
+    message says what to do. Raised when the store is opened, before anything is changed."""
+
+
+class UnusableState(StateError):
+    """Something is at the state's place, but not a state this kit can use. The message names
+    it; `itsocr-mock reset --force` may replace it (its data is then lost)."""
+
+
+class NotOurState(UnusableState):
+    """Not a state of this kit: not a database at all, a damaged one, or another
+    application's."""
+
+
+class NewerState(UnusableState):
+    """A state written by a newer version of the kit, whose schema this one does not know."""
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,17 @@
-"""Persistence: accounts, tokens (hashed), monthly usage, clock, faults, fixtures and the journal.
+"""Persistence in SQLite: accounts, tokens (hashed), monthly usage, clock, faults, fixtures and
+the journal.
 
 Everything lives in one SQLite database so that several worker processes share one state file
-and see each other's writes at once. ``:memory:`` keeps a private in-memory database instead,
-for a single process (one connection behind a lock, since SQLite's shared-cache memory mode
-does not honour busy timeouts). The store knows nothing of HTTP and holds no rules beyond
-"what is stored"; the rules are in `backend.py`.
+and see each other's writes at once (`store.database`: connections, the writer lock,
+transactions; `store.schema`: the file's version and migrations). The store knows nothing of
+HTTP and holds no rules beyond "what is stored"; the rules are in `backend.py`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -30,15 +27,8 @@ from mockserver.store.base import (
     StateStore,
     TokenRow,
 )
-from mockserver.turns import no_waiting, waiting
+from mockserver.store.database import MEMORY, Database
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: one process, the threading lock suffices
-    fcntl = None  # type: ignore[assignment]
-
-MEMORY = ":memory:"
-SCHEMA_VERSION = "1"
 _JOURNAL_PRUNE_EVERY = 500  # journal entries between two prunings of those past the caps
 # An entry's size: its variable text columns, plus about 200 characters for the rest.
 _ENTRY_SIZE = (
@@ -49,181 +39,20 @@ _ENTRY_SIZE = (
     + " + 200"
 )
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS accounts (
-    id TEXT PRIMARY KEY, plan TEXT NOT NULL, created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS tokens (
-    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, digest TEXT NOT NULL UNIQUE,
-    prefix TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT, revoked_at TEXT);
-CREATE INDEX IF NOT EXISTS tokens_by_account ON tokens (account_id);
-CREATE TABLE IF NOT EXISTS usage (
-    account_id TEXT NOT NULL, period TEXT NOT NULL,
-    images_used INTEGER NOT NULL DEFAULT 0, bytes_processed INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (account_id, period));
-CREATE TABLE IF NOT EXISTS faults (
-    id TEXT PRIMARY KEY, account_id TEXT, status INTEGER, error TEXT,
-    delay_ms INTEGER NOT NULL DEFAULT 0, remaining INTEGER, drop_connection INTEGER NOT NULL,
-    created_at TEXT NOT NULL, counts_usage INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS fixtures (
-    sha256 TEXT NOT NULL, prompt TEXT NOT NULL, name TEXT NOT NULL, text TEXT NOT NULL,
-    media_type TEXT, PRIMARY KEY (sha256, prompt));
--- seq only orders the entries: without AUTOINCREMENT, which would write sqlite_sequence's
--- page on every request, a cleared journal numbers from 1 again.
-CREATE TABLE IF NOT EXISTS journal (
-    seq INTEGER PRIMARY KEY, time TEXT NOT NULL, method TEXT NOT NULL,
-    path TEXT NOT NULL, status INTEGER NOT NULL, account_id TEXT, token_prefix TEXT,
-    file_name TEXT, mime_type TEXT, file_size INTEGER, sha256 TEXT, fixture TEXT, prompt TEXT,
-    error TEXT, hint TEXT, duration_ms REAL, violations TEXT);
-"""
-
-
-class WriterLock:
-    """Serialises write transactions across the threads and processes sharing a state file.
-
-    SQLite serialises writers by itself, but a writer that finds the database locked polls it
-    with growing sleeps (its busy handler): under load an unlucky request starves for hundreds
-    of milliseconds. Waiting here instead, on locks that wake a waiter as soon as they are
-    free, keeps each write to its own duration. Threads queue on a threading lock; processes
-    (gunicorn workers) on an flock of ``<state file>-lock``, opened once per process.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path + "-lock"
-        self._threads = threading.Lock()
-        self._fd = -1
-        self._pid = 0  # the process that opened `_fd`: a forked child must open its own
-
-    def __enter__(self) -> None:
-        with waiting():  # another writer may take a while: the worker serves others meanwhile
-            self._threads.acquire()
-            try:
-                if fcntl is not None:
-                    fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
-            except BaseException:
-                self._threads.release()
-                raise
-
-    def __exit__(self, *_: object) -> None:
-        try:
-            if fcntl is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-        finally:
-            self._threads.release()
-
-    def _descriptor(self) -> int:
-        # An flock belongs to the open file, which fork() shares: each process opens its own.
-        if self._pid != os.getpid():
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            self._pid = os.getpid()
-        return self._fd
-
-    def close(self) -> None:
-        """Close this process's lock file (reopened on next use)."""
-        with self._threads:  # not under a transaction of another thread
-            if self._fd >= 0 and self._pid == os.getpid():
-                os.close(self._fd)
-            self._fd, self._pid = -1, 0
-
 
 _JOURNAL_COLUMNS = tuple(f.name for f in fields(JournalEntry) if f.name != "seq")
 
 
-class Store(StateStore):
-    """The mock's state in SQLite, safe to share between threads and processes."""
+class Store(Database, StateStore):
+    """The mock's state in SQLite, safe to share between threads and processes.
+
+    Opening a file checks it first and refuses (`StateError`, `errors.StateUnavailable`),
+    changing nothing, one that is not a usable state; an older state is migrated forward.
+    """
 
     def __init__(self, path: str | Path = MEMORY, journal_limit: int = JOURNAL_LIMIT) -> None:
-        super().__init__(journal_limit)
-        self.path = str(path)
-        self._memory = self.path == MEMORY
-        self._local = threading.local()
-        self._lock: AbstractContextManager[Any] = (
-            threading.RLock() if self._memory else nullcontext()
-        )
-        self._writer = None if self._memory else WriterLock(self.path)
-        self._shared: sqlite3.Connection | None = None
-        # Every connection this store opened, by the thread it serves: `close()` closes them
-        # all, not only the calling thread's (an unclosed one is a ResourceWarning on 3.13).
-        self._opened: dict[threading.Thread, sqlite3.Connection] = {}
-        self._opened_lock = threading.Lock()
-        if not self._memory:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        with self._lock:  # executescript commits on its own: no explicit transaction here
-            self._connection().executescript(_SCHEMA)
-        with self.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
-            _add_missing_columns(db)
-
-    # -- connections ------------------------------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._memory:
-            if self._shared is None:
-                self._shared = self._open(MEMORY)
-            return self._shared
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = self._open(self.path)
-            self._adopt(db)
-        return db
-
-    def _adopt(self, db: sqlite3.Connection) -> None:
-        # Threads come and go (Werkzeug's server starts one per request): a connection whose
-        # thread has ended is closed here, so that they do not pile up until `close()`.
-        with self._opened_lock:
-            ended = [thread for thread in self._opened if not thread.is_alive()]
-            for thread in ended:
-                self._opened.pop(thread).close()
-            self._opened[threading.current_thread()] = db
-
-    @staticmethod
-    def _open(path: str) -> sqlite3.Connection:
-        # Autocommit mode: reads need no transaction, writes take BEGIN IMMEDIATE explicitly so
-        # that concurrent writers queue on the busy timeout instead of failing on upgrade.
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        db.row_factory = sqlite3.Row
-        if path != MEMORY:
-            db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode stays consistent after a crash (kill -9 included); only an OS
-            # crash or power loss could lose the latest commits, acceptable for a mock.
-            db.execute("PRAGMA synchronous=NORMAL")
-        return db
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: everything inside commits together or not at all."""
-        with self._lock, self._writer or nullcontext(), no_waiting():
-            db = self._connection()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                # SQLite may have rolled back already (a full disk does): the original error,
-                # not "cannot rollback - no transaction is active", is the one to see.
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._connection().execute(sql, params).fetchall()
-
-    def _read_one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        rows = self._read(sql, params)
-        return rows[0] if rows else None
-
-    def close(self) -> None:
-        """Close every connection the store opened, in any thread (it reopens on next use)."""
-        with self._opened_lock:
-            opened = [*self._opened.values(), *([self._shared] if self._shared else [])]
-            self._opened.clear()
-            self._shared = None
-            self._local = threading.local()
-        for db in opened:
-            db.close()
-        if self._writer is not None:
-            self._writer.close()
+        StateStore.__init__(self, journal_limit)
+        Database.__init__(self, path)
 
     # -- whole state --------------------------------------------------------------------------
 
@@ -241,10 +70,10 @@ class Store(StateStore):
                 self.insert_token(db, token)
 
     def wipe(self, db: sqlite3.Connection) -> None:
-        """Delete every row except the schema version, inside the caller's transaction."""
-        for table in ("accounts", "tokens", "usage", "faults", "fixtures", "journal"):
+        """Delete every row, inside the caller's transaction (the schema's version is in the
+        file's header)."""
+        for table in ("accounts", "tokens", "usage", "faults", "fixtures", "journal", "meta"):
             db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
-        db.execute("DELETE FROM meta WHERE key != 'schema_version'")
 
     # -- accounts -----------------------------------------------------------------------------
 
@@ -552,22 +381,6 @@ def _fault_row(row: sqlite3.Row) -> FaultRow:
         "counts_usage": bool(row["counts_usage"]),
     }
     return FaultRow(**{**dict(row), **flags})
-
-
-# Columns added since schema version 1, by table: a state file written by an older version
-# gains them (with their defaults) when opened, so that it keeps working.
-_ADDED_COLUMNS = {
-    "faults": {"counts_usage": "INTEGER NOT NULL DEFAULT 0"},
-    "journal": {"violations": "TEXT"},
-}
-
-
-def _add_missing_columns(db: sqlite3.Connection) -> None:
-    for table, columns in _ADDED_COLUMNS.items():
-        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-        for name, declaration in columns.items():
-            if name not in present:
-                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
 
 def _journal_entry(row: sqlite3.Row) -> JournalEntry:

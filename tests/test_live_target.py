@@ -88,7 +88,7 @@ def images_used(state: Path) -> int:
 def state(tmp_path: Path) -> Path:
     """A fresh state file (the demo accounts at 0 images)."""
     path = tmp_path / "state.sqlite3"
-    cli("usage", FREE.id, "--state", str(path), "--set", "0", "--json")
+    cli("reset", "--state", str(path))
     return path
 
 

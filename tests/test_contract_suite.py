@@ -392,8 +392,10 @@ def _assert_green(result: pytest.RunResult, report: dict[str, Any]) -> None:
     assert skipped <= {"ocr.fixture-text"}  # only when the kit has no fixture manifest
 
 
-@pytest.mark.slow
 def test_green_against_the_mock_in_process(pytester: pytest.Pytester) -> None:
+    """The whole suite passes the mock: the default run's one whole-suite run, in-process,
+    as it costs no pytest start-up (the README's suite commands run narrowed; the slow run
+    adds the whole suite against `serve`, Redis and every broken implementation)."""
     result, report = run_suite(pytester)
     _assert_green(result, report)
     assert report["target"].startswith("http://127.0.0.1:")

@@ -5,7 +5,11 @@ Snippets are written for a reader: they talk to ``http://127.0.0.1:8080`` and ru
 environment running the tests. The two set-up commands are checked where they belong: the
 test command is what ``.ci/run`` executes (asserted below), the serve command runs for real in a
 fresh virtual environment (slow). A snippet marked ``<!-- readme: slow -->`` runs in the slow
-suite only (it runs the whole contract suite again).
+suite only. The other snippets that run the contract suite run it narrowed to a few clauses
+(``ITSOCR_CLAUSES``, which the command line as written leaves in force): they check that the
+command works as shown, and the whole suite's verdict on the mock is
+``test_contract_suite.test_green_against_the_mock_in_process``'s, in-process (no child
+pytest to start).
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 README_URL = "http://127.0.0.1:8080"
 LIVE_URL = "https://itsocr.com/api/v1"
 BIN = Path(sys.executable).parent
+# What a lean snippet that runs the contract suite runs of it: a clause needing no token and one
+# uploading with the token.
+LEAN_CLAUSES = "auth.missing-header,success.common-types"
 _FENCE = re.compile(r"((?:<!--[^\n]*-->\n)*)```(\w+)\n(.*?)\n```", re.DOTALL)
 
 
@@ -73,6 +80,13 @@ RUNNABLE = [
 ]
 
 
+def runs_the_suite(snippet: Snippet) -> bool:
+    """Whether the snippet runs the contract suite (pytest on it, or `itsocr-mock check`)."""
+    return bool(
+        re.search(r"pytest (--pyargs contract_tests|--base-url)|itsocr-mock check", snippet.code)
+    )
+
+
 def _adapt(code: str, origin: str) -> str:
     return code.replace(README_URL, origin).replace(".venv/bin/", f"{BIN}/")
 
@@ -91,14 +105,22 @@ def readme_mock() -> InProcessServer:
     ],
 )
 def test_snippet_runs(snippet: Snippet, readme_mock: InProcessServer) -> None:
+    """The snippet runs as written against a mock; in the lean run, narrowed to LEAN_CLAUSES
+    where it runs the contract suite (the slow ones, and an explicit --itsocr-clauses, win)."""
     readme_mock.backend.reset()
     code = _adapt(snippet.code, readme_mock.url).replace(LIVE_URL, readme_mock.base_url)
     command = ["bash", "-euo", "pipefail", "-c", code]
     if snippet.language == "python":
         command = [sys.executable, "-c", code]
     env = {**os.environ, "ITSOCR_TOKEN": DEMO_ACCOUNTS[1].token, "ITSOCR_MOCK_URL": readme_mock.url}
+    if "readme: slow" not in snippet.markers:
+        env["ITSOCR_CLAUSES"] = LEAN_CLAUSES
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"{snippet.id} failed:\n{result.stdout}\n{result.stderr}"
+    if runs_the_suite(snippet) and "readme: slow" not in snippet.markers:
+        # Narrowed indeed: the clause table lists what ran, and nothing else.
+        assert "auth.missing-header" in result.stdout + result.stderr, snippet.id
+        assert "upload.not-multipart" not in result.stdout + result.stderr, snippet.id
     if '"file=@' in snippet.code and "/api/v1/ocr" in snippet.code:
         body = json.loads(result.stdout)
         assert body["success"] is True, body

@@ -25,7 +25,9 @@ The contract suite (contract_tests/) has its own conftest and never uses these.
 from __future__ import annotations
 
 import json
+import os
 import socket
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -65,6 +67,39 @@ def pytest_configure(config: pytest.Config) -> None:
     ):
         config.args[:] = ["contract_tests"]
         config.option.pyargs = True
+
+
+# -- child processes -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _children_share_compiled_modules(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Under PYTHONDONTWRITEBYTECODE (set in many containers),
+    every Python process the tests start (servers, CLI commands, contract-suite runs) compiles
+    the modules it imports afresh, and every child pytest rewrites the asserts of ~350 plugin
+    modules (Hypothesis, Schemathesis, Faker, this kit): 2 s of CPU each, more than most such
+    runs then spend testing. The session's children share one cache instead, in the session's
+    temporary directory (PYTHONPYCACHEPREFIX), so that the checkout and site-packages stay free
+    of .pyc files as the variable asks. Without the variable, Python's own caches serve."""
+    if not sys.dont_write_bytecode:
+        yield
+        return
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # .../pytest-N/popen-gwK: one cache per session
+        base = base.parent
+    saved = {
+        name: os.environ.get(name) for name in ("PYTHONPYCACHEPREFIX", "PYTHONDONTWRITEBYTECODE")
+    }
+    os.environ["PYTHONPYCACHEPREFIX"] = str(base / "pycache")
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 # -- the server ------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ goes through the control API: a state file's is served in-process by the mock's 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -176,8 +175,15 @@ def _state_app(state: str, *, replace: bool) -> Flask:
     except (StateError, StateUnavailable) as failure:
         raise CommandError(str(failure), EXIT_USAGE) from None
     for leftover in ("", "-wal", "-shm", "-journal"):  # SQLite's files beside it go too
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(state + leftover)
+        except FileNotFoundError:
+            pass
+        except OSError as failure:
+            raise CommandError(
+                f"state file {state} cannot be replaced ({failure.strerror}): use another --state",
+                EXIT_USAGE,
+            ) from None
     try:
         return _app(state)
     except (StateError, StateUnavailable) as failure:

@@ -209,16 +209,16 @@ REFUSED_STATES: dict[str, tuple[bytes | Callable[[], bytes], str]] = {
 # Each bad state, for serve (with one worker, and with two: told before gunicorn forks), the
 # proxy, a command that reads it, one that writes it, and reset. Every command opens a state
 # file through one path (a store checks it read-only first): the lean run tries each file with
-# a command acting on it and with reset, and serve with two of them.
-LEAN_SERVE = ("garbage", "a newer state")
+# a command acting on it, and serve and reset with two of them.
+LEAN_KINDS = ("garbage", "a newer state")
 for _kind, (_content, _problem) in REFUSED_STATES.items():
     for _name, _command, _slow in (
-        ("serve", ("serve", "--port", "0"), _kind not in LEAN_SERVE),
+        ("serve", ("serve", "--port", "0"), _kind not in LEAN_KINDS),
         ("serve --workers 2", ("serve", "--port", "0", "--workers", "2"), True),
         ("proxy", ("proxy", "--upstream", "http://127.0.0.1:9", "--port", "0"), True),
         ("accounts list", ("accounts", "list"), False),
         ("usage --set", ("usage", "demo-free", "--set", "3"), True),
-        ("reset", ("reset",), False),
+        ("reset", ("reset",), _kind not in LEAN_KINDS),
     ):
         MISTAKES[f"{_name} on {_kind}"] = Mistake(
             (*_command, "--state", STATE),
@@ -354,7 +354,7 @@ def test_a_port_in_use_is_one_line_not_gunicorns_retries(
 @pytest.mark.parametrize(
     "kind",
     [
-        pytest.param(kind, marks=[] if kind in LEAN_SERVE else [pytest.mark.slow])
+        pytest.param(kind, marks=[] if kind in LEAN_KINDS else [pytest.mark.slow])
         for kind in REFUSED_STATES
     ],
 )

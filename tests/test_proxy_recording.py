@@ -84,7 +84,10 @@ def test_recorded_answers_are_replayed_by_a_fresh_serve(
             (200, [], name),
         ]
         assert {e["tokenPrefix"] for e in journal} == {PRO.token[:12]}
-        assert any(line.rstrip().endswith("contract=ok") for line in proxy.output)
+        deadline = time.monotonic() + 5  # the log thread writes the access line soon after
+        while not any(line.rstrip().endswith("contract=ok") for line in proxy.output):
+            assert time.monotonic() < deadline, "".join(proxy.output)
+            time.sleep(0.02)
     assert not [p for p in record.iterdir() if p.name.endswith(".part")]
     _assert_no_secret_on_disk([record, tmp_path / "proxy.sqlite3"])
 

@@ -707,6 +707,24 @@ def test_a_thread_takes_a_request_once_its_head_and_small_body_are_in(
     assert worker.request_ready(received) is ready
 
 
+@pytest.mark.parametrize(
+    ("received", "whole"),
+    [
+        (b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n1234567890", True),
+        (b"POST / HTTP/1.1\r\ncontent-length : 10\r\n\r\n12345", False),  # short
+        (b"POST / HTTP/1.1\r\nContent-Length: 9999999\r\n\r\n", False),  # read by the app
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", False),
+        (b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", False),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", False),  # no Content-Length: no promise
+        (b"POST / HTTP/1.1\r\nContent-Length: 3\r\n", False),  # the head is not complete
+    ],
+)
+def test_the_app_reads_without_giving_way_only_a_body_the_worker_read_whole(
+    received: bytes, whole: bool
+) -> None:
+    assert worker.body_complete(received) is whole
+
+
 def test_keep_alive_requests_on_one_connection(
     served: ServerProcess, make_image: Callable[..., bytes]
 ) -> None:

@@ -1,16 +1,18 @@
 """The rules of turns (mockserver/turns.py): a store transaction never gives the turn up, and
-a wait for the state's writer lock always does, so one writer never stalls a worker."""
+a wait for the state's writer lock always does, so one writer never stalls a worker; a free
+writer lock is taken without a handoff."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mockserver.store import Store
+from mockserver.store import Store, database
 from mockserver.turns import in_turns, no_waiting, waiting
 
 OCR = "/api/v1/ocr"
@@ -64,5 +66,38 @@ def test_a_request_waiting_for_the_writer_lock_gives_its_turn_to_others(tmp_path
             assert other_ran.wait(10), "a wait for the writer lock kept the worker's turn"
         assert written.wait(10)
         blocked.join(10)
+    finally:
+        store.close()
+
+
+def test_a_free_writer_lock_is_taken_without_giving_the_turn_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path / "state.sqlite3")
+    handoffs: list[str] = []
+
+    @contextmanager
+    def counting() -> Iterator[None]:  # turns.waiting, counted
+        handoffs.append("gave the turn up")
+        with waiting():
+            yield
+
+    monkeypatch.setattr(database, "waiting", counting)
+
+    def write() -> None:
+        with store.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('turns-test', 'x')")
+
+    writer = store._writer
+    assert writer is not None
+    try:
+        _turned(write)()  # nobody holds the lock: no thread switch for it
+        assert handoffs == []
+        with writer:  # now another writer does: the request waits out of turn
+            blocked = threading.Thread(target=_turned(write), daemon=True)
+            blocked.start()
+            blocked.join(0.2)
+        blocked.join(10)
+        assert handoffs == ["gave the turn up"]
     finally:
         store.close()

@@ -130,6 +130,22 @@ class Watchdog:
 
 _watchdog = Watchdog()
 _cut: weakref.WeakSet[socket.socket] = weakref.WeakSet()  # reading side shut before the app ran
+_in_hand: weakref.WeakSet[socket.socket] = weakref.WeakSet()  # whole body read before the app ran
+
+
+def hand_over(sock: socket.socket, *, whole_body: bool) -> None:
+    """Say whether the server read the whole body of the request it hands the app on `sock`
+    (worker.py): reading it then never waits for the client."""
+    if whole_body:
+        _in_hand.add(sock)
+    else:
+        _in_hand.discard(sock)
+
+
+def body_in_hand(environ: Mapping[str, Any]) -> bool:
+    """True when the server read the request's whole body before the app ran."""
+    sock = client_socket(environ)
+    return sock is not None and sock in _in_hand
 
 
 def cut_reading_side(sock: socket.socket) -> None:

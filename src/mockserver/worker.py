@@ -29,7 +29,7 @@ from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker
 
-from mockserver.connection import cut_reading_side
+from mockserver.connection import cut_reading_side, hand_over
 
 HEAD_TIMEOUT = 10.0  # seconds for a request head (and the start of its body) to arrive
 PREBUFFER_BODY = 64 * 1024  # body bytes read before a thread takes the request
@@ -38,6 +38,7 @@ _RECV = 64 * 1024
 _HEAD_END = b"\r\n\r\n"
 _CONTENT_LENGTH = re.compile(rb"^content-length[ \t]*:[ \t]*(\d{1,18})[ \t]*\r?$", re.I | re.M)
 _EXPECT = re.compile(rb"^expect[ \t]*:", re.I | re.M)
+_TRANSFER_ENCODING = re.compile(rb"^transfer-encoding[ \t]*:", re.I | re.M)
 _TIMED_OUT = (
     b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain\r\n"
     b"Content-Length: 21\r\n\r\nrequest head too slow"
@@ -59,6 +60,19 @@ def request_ready(received: bytes | bytearray) -> bool:
     # that answer before it sends anything, and reads the rest under its body deadline.
     wanted = int(length.group(1)) if length else 0
     return wanted > PREBUFFER_BODY or len(received) - end - len(_HEAD_END) >= wanted
+
+
+def body_complete(received: bytes | bytearray) -> bool:
+    """True when `received` holds a request head with a Content-Length (and no
+    Transfer-Encoding) and at least that many bytes of body after it."""
+    end = received.find(_HEAD_END)
+    if end < 0:
+        return False
+    head = bytes(received[:end])
+    length = _CONTENT_LENGTH.search(head)
+    if length is None or _TRANSFER_ENCODING.search(head):
+        return False
+    return len(received) - end - len(_HEAD_END) >= int(length.group(1))
 
 
 def head_complete(received: bytes | bytearray) -> bool:
@@ -139,6 +153,8 @@ class HeadFirstWorker(ThreadWorker):  # type: ignore[misc]
         """Serve the request that arrived (gunicorn's hook, in a thread): the bytes read in the
         selector go back in front of the connection's parser."""
         received, conn.received = getattr(conn, "received", None), None
+        # A body all read here is read by the app without waiting: it keeps its turn (turns.py).
+        hand_over(conn.sock, whole_body=received is not None and body_complete(received))
         if received:
             conn.sock.setblocking(True)
             conn.init()

@@ -45,14 +45,25 @@ class WriterLock:
         self._pid = 0  # the process that opened `_fd`: a forked child must open its own
 
     def __enter__(self) -> None:
+        # Free, as it mostly is: taken at once, without giving the turn up (a thread switch).
+        if self._acquire(blocking=False):
+            return
         with waiting():  # another writer may take a while: the worker serves others meanwhile
-            self._threads.acquire()
-            try:
-                if fcntl is not None:
-                    fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
-            except BaseException:
-                self._threads.release()
-                raise
+            self._acquire(blocking=True)
+
+    def _acquire(self, *, blocking: bool) -> bool:
+        if not self._threads.acquire(blocking):
+            return False
+        try:
+            if fcntl is not None:
+                fcntl.flock(self._descriptor(), fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:  # another process writes (LOCK_NB only)
+            self._threads.release()
+            return False
+        except BaseException:
+            self._threads.release()
+            raise
+        return True
 
     def __exit__(self, *_: object) -> None:
         try:

@@ -33,6 +33,7 @@ from mockserver.backend import DEMO_ACCOUNTS  # noqa: E402 - after the path is s
 from mockserver.errors import FileTooLarge  # noqa: E402
 
 MIB = 1024 * 1024
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 TOKEN = next(demo.token for demo in DEMO_ACCOUNTS if demo.plan == "enterprise")
 BOUNDARY = "itsocr-bench-boundary"
 OCR_PATH = "/api/v1/ocr"
@@ -258,8 +259,8 @@ class Server:
                     children.append(int(status.parent.name))
         return sorted(children)
 
-    def tree_rss(self) -> int:
-        """The resident memory of the process and its descendants, in bytes."""
+    def tree(self) -> set[int]:
+        """PIDs of the process and its descendants."""
         assert self.process is not None
         parents: dict[int, int] = {}
         for status in Path("/proc").glob("[0-9]*/status"):
@@ -271,10 +272,23 @@ class Server:
         while grown:
             children = {pid for pid, parent in parents.items() if parent in tree} - tree
             tree, grown = tree | children, bool(children)
+        return tree
+
+    def tree_rss(self) -> int:
+        """The resident memory of the process and its descendants, in bytes."""
         total = 0
-        for pid in tree:
+        for pid in self.tree():
             with contextlib.suppress(OSError, KeyError):
                 total += memory(pid)["VmRSS"]
+        return total
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the process and its descendants."""
+        total = 0.0
+        for pid in self.tree():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
         return total
 
     def stop(self) -> None:

@@ -65,6 +65,9 @@ class Results:
     alternatives: dict[str, list[Load]] = field(default_factory=dict)  # Prism, WireMock
     alternatives_missing: str = ""  # why they did not run
     sequential: dict[str, Load] = field(default_factory=dict)  # one connection, per server
+    # Server CPU (all its processes, from /proc) per request of each 16-connection run, in µs:
+    # what a request costs, less swayed than req/s by what else runs on the machine.
+    cpu_us: dict[str, list[float]] = field(default_factory=dict)
     started: dict[str, float] = field(default_factory=dict)  # process start to first 200
     rss: dict[str, int] = field(default_factory=dict)  # the process tree, after the load
     mock_start: list[float] = field(default_factory=list)  # first request: an unknown image
@@ -157,7 +160,12 @@ def measure_throughput(work: Path, results: Results, runs: int, seconds: int) ->
                 # Warm up: imports, connections, SQLite pages -- and a JVM's JIT, which needs
                 # longer.
                 wrk(server.endpoint, same, CONNECTIONS, 10 if contender.label == WIREMOCK else 2)
+                used = server.cpu_seconds()
                 contender.loads.append(wrk(server.endpoint, same, CONNECTIONS, seconds))
+                used = server.cpu_seconds() - used
+                results.cpu_us.setdefault(contender.label, []).append(
+                    used / max(1, contender.loads[-1].requests) * 1e6
+                )
                 if run == runs - 1:  # its last turn: one connection, and the memory it holds
                     results.sequential[contender.label] = wrk(server.endpoint, same, 1, seconds)
                     results.rss[contender.label] = server.tree_rss()

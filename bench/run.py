@@ -4,9 +4,11 @@
     python bench/run.py --write bench/RESULTS.md
     python bench/run.py --runs 3 --only throughput --only startup   # a subset
 
-Measured (medians of `--runs` runs; floor and mock alternate so that both see the same noise):
+Measured (medians of `--runs` runs; the servers take turns, each started for its own turn
+and stopped after it, so that all see the same noise and none runs during another's):
 
-- throughput and p50/p99 latency with wrk, 16 connections posting a 10 KB PNG, `--workers 2`,
+- throughput, p50/p99 latency and the server's CPU per request (from /proc) with wrk, 16
+  connections posting a 10 KB PNG, `--workers 2`,
   full semantics (auth, SQLite quota and journal on the Enterprise demo account, fixture
   lookup), and the same against `bench/floor.py` under the same gunicorn settings;
 - start-up: process start to the first 200 (mock and floor), and the in-process pytest server

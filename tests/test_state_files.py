@@ -140,14 +140,18 @@ def test_the_cli_opens_a_state_of_the_previous_schema(tmp_path: Path) -> None:
     ]
 
 
-def test_serve_carries_on_with_a_state_of_the_previous_schema(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "workers", ["1", pytest.param("2", marks=pytest.mark.slow)], ids=["1 worker", "2 workers"]
+)
+def test_serve_carries_on_with_a_state_of_the_previous_schema(workers: str, tmp_path: Path) -> None:
     """The same state, served by the real `itsocr-mock serve`: its token is accepted, its fault
     rule (a 500 twice, counting the image: schema 2's column) applies, its usage carries on."""
     dump, account, token = PREVIOUS[SCHEMA_VERSION - 1]
     state = str(load(dump, tmp_path / "state.sqlite3"))
     image = io.BytesIO()
     Image.new("RGB", (60, 30), "white").save(image, format="PNG")
-    with ServerProcess(state=state) as server:
+    # With two workers, gunicorn's master migrates the file before it forks them.
+    with ServerProcess(state=state, args=("--workers", workers)) as server:
         statuses = [
             requests.post(
                 f"{server.url}/api/v1/ocr",

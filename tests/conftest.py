@@ -1,4 +1,4 @@
-"""Fixtures shared by the kit's own tests.
+"""pytest fixtures shared by the kit's own tests.
 
 The server
 - `mock_server`: one in-process mock (``:memory:`` state) for the whole session, reset before

@@ -1,4 +1,4 @@
-"""The contract suite's fixtures and hooks (active only when the suite is collected).
+"""The contract suite's pytest fixtures and hooks (active only when the suite is collected).
 
 - `suite` (session): the options, the target -- the mock started in-process when no
   ``--base-url`` is given --, its control API if it has one, the run's level and the budget.
@@ -70,7 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[LEDGER] = Ledger()
 
 
-# -- fixtures ------------------------------------------------------------------------------
+# -- pytest fixtures -----------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,8 @@
 """The contract suite's pytest plugin (entry point ``itsocr_contract``): its options, nothing else.
 
 pytest loads this module into every session of anyone who installs the kit, so it imports only
-pytest and the standard library and only registers options; the suite's fixtures and hooks live
-in `contract_tests/conftest.py` and run only when the suite is collected.
+pytest and the standard library and only registers options; the suite's pytest fixtures and
+hooks live in `contract_tests/conftest.py` and run only when the suite is collected.
 
 Each setting has one name per layer, in pytest-base-url's order of precedence, command line >
 environment > ini file > default::

@@ -1,5 +1,5 @@
 """`ItsocrHTTPServer`: a pytest-httpserver answering ``/api/v1/ocr`` with the canned examples
-of ``openapi.yaml`` (the object the ``itsocr_httpserver`` fixture gives)."""
+of ``openapi.yaml`` (the object the ``itsocr_httpserver`` pytest fixture gives)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """`ItsocrMock`: the mock a client's test runs against, and the one-liners that put it into a
-state (the object the ``itsocr_mock`` fixture gives). Everything goes through the control API,
-so it drives the in-process mock and a running ``itsocr-mock serve`` alike."""
+state (the object the ``itsocr_mock`` pytest fixture gives). Everything goes through the
+control API, so it drives the in-process mock and a running ``itsocr-mock serve`` alike."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@
 
 pytest loads this module into every session once the kit is installed, so it imports only
 pytest and the standard library; the server, Flask and the control client are imported inside
-the fixtures, when a test asks for them.
+the pytest fixtures, when a test asks for them.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ URL_MARKER = "itsocr_mock_url"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """``--itsocr-mock-url`` and ``--itsocr-mock-admin-token`` (and their ini names)."""
-    group = parser.getgroup("itsocr-mock", "itsOCR mock (the itsocr_mock fixture)")
+    group = parser.getgroup("itsocr-mock", "itsOCR mock (the itsocr_mock pytest fixture)")
     group.addoption(
         URL_OPTION,
         metavar="URL",
@@ -60,8 +60,8 @@ def pytest_configure(config: pytest.Config) -> None:
     """Declare the marker, so that ``--strict-markers`` sessions accept it."""
     config.addinivalue_line(
         "markers",
-        f"{URL_MARKER}(url, admin_token=None): run this test's itsocr_mock fixture against the "
-        "already running mock at url",
+        f"{URL_MARKER}(url, admin_token=None): run this test's itsocr_mock pytest fixture "
+        "against the already running mock at url",
     )
 
 
@@ -149,7 +149,8 @@ def _connect(url: str, admin_token: str | None, reset: Callable[[], None] | None
         control.close()
         pytest.fail(
             f"itsocr_mock: the mock at {url} runs without its control API (--no-control, or "
-            "ITSOCR_MOCK_CONTROL=0); the fixture needs it to reset and arrange the mock",
+            "ITSOCR_MOCK_CONTROL=0); the itsocr_mock pytest fixture needs it to reset and "
+            "arrange the mock",
             pytrace=False,
         )
     demo_tokens = {demo["plan"]: demo["token"] for demo in health["demoAccounts"]}

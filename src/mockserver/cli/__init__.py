@@ -10,7 +10,7 @@ Exit codes: 0 done, 1 not found / mock unreachable / contract broken, 2 usage er
 interrupted. ``--json`` prints the control API's JSON, for scripts. Every mistake is told in one
 line on stderr, never a traceback.
 
-One module per command group: `serve`, `control` (accounts, usage, tokens, reset), `clock`,
+One module per command group: `serve`, `accounts` (accounts, usage, tokens, reset), `clock`,
 `faults`, `journal` (requests), `fixtures`, `check`; `target` is where the control commands act
 and how they print, `common` what every command shares.
 """
@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from mockserver import __version__
+from mockserver.cli.accounts import add_account_commands
 from mockserver.cli.check import add_check_command, suite_arguments
 from mockserver.cli.clock import add_clock_commands
 from mockserver.cli.common import (
@@ -34,7 +35,6 @@ from mockserver.cli.common import (
     CommandError,
     fail,
 )
-from mockserver.cli.control import add_control_commands
 from mockserver.cli.faults import add_fault_commands
 from mockserver.cli.fixtures import add_fixture_commands
 from mockserver.cli.journal import add_journal_command
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_serve_command(commands)
     add_proxy_command(commands)
-    add_control_commands(commands)
+    add_account_commands(commands)
     add_clock_commands(commands)
     add_fault_commands(commands)
     add_journal_command(commands)

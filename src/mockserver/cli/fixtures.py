@@ -1,6 +1,6 @@
 """`itsocr-mock fixtures`: list, add or verify the OCR fixtures.
 
-``list`` and ``add`` act on a control command's target (see `mockserver.cli.control`);
+``list`` and ``add`` act on a control command's target (see `mockserver.cli.target`);
 ``verify`` checks the catalogue on disk and, with ``--url``, what a running mock answers.
 """
 

@@ -1,4 +1,4 @@
-"""The control commands ``accounts``, ``usage``, ``tokens`` and ``reset``.
+"""The account commands ``accounts``, ``usage``, ``tokens`` and ``reset``.
 
 Each acts on a target (see `mockserver.cli.target`): a running mock's control API, or a
 state file's, served in-process by the mock's own handlers.
@@ -13,7 +13,7 @@ from mockserver.cli.common import EXIT_USAGE, CommandError, count_argument, inst
 from mockserver.cli.target import add_command, emit, open_target, table
 
 
-def add_control_commands(commands: Any) -> None:
+def add_account_commands(commands: Any) -> None:
     """Add ``accounts``, ``usage``, ``tokens`` and ``reset`` to `commands`."""
     from mockserver.plans import plans
 

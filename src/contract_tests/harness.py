@@ -31,63 +31,18 @@ from contract_tests.checks import (
     verify,
 )
 from contract_tests.clauses import Ledger, Violation, mask
+from contract_tests.forms import BOUNDARY as BOUNDARY  # re-exported: the tests import these
+from contract_tests.forms import MULTIPART
+from contract_tests.forms import Part as Part
+from contract_tests.forms import multipart as multipart
+from contract_tests.forms import upload as upload
 from contract_tests.plugin import SuiteOptions
 from contract_tests.target import Account, ControlApi, Target
 from mockserver import contract as spec
 from mockserver.validation import Level, find_violations
 
 TIMEOUT = 120.0  # seconds; 50 MiB uploads to a remote service take a while
-BOUNDARY = "itsocr-contract-suite-boundary"
 _UNSET: Any = object()
-
-
-@dataclass(frozen=True)
-class Part:
-    """One part of a hand-built multipart body; None leaves the filename or type out."""
-
-    name: str
-    content: bytes = b""
-    filename: str | bytes | None = None  # bytes: sent as they are (not UTF-8, say)
-    content_type: str | None = None
-
-    def encode(self) -> bytes:
-        """The part's headers and content, as browsers and curl write them."""
-        disposition = f'Content-Disposition: form-data; name="{self.name}"'.encode()
-        if self.filename is not None:
-            raw = self.filename if isinstance(self.filename, bytes) else self.filename.encode()
-            disposition += b'; filename="' + raw + b'"'
-        headers = [disposition]
-        if self.content_type is not None:
-            headers.append(f"Content-Type: {self.content_type}".encode())
-        return b"\r\n".join(headers) + b"\r\n\r\n" + self.content
-
-    def describe(self) -> str:
-        """The part in a few words, for failure messages."""
-        if self.filename is None:
-            return f"text field {self.name!r} ({len(self.content)} bytes)"
-        kind = self.content_type if self.content_type is not None else "no Content-Type"
-        name = (
-            self.filename.decode(errors="replace")
-            if isinstance(self.filename, bytes)
-            else self.filename
-        )
-        return f"{self.name!r} file {name!r} {kind}, {len(self.content)} bytes"
-
-
-def upload(content: bytes, content_type: str | None, filename: str = "scan.png") -> list[Part]:
-    """The parts of a plain upload: one `file` part."""
-    return [Part("file", content, filename, content_type)]
-
-
-def multipart(parts: Sequence[Part], boundary: str = BOUNDARY) -> bytes:
-    """A multipart/form-data body holding `parts`, closed by the final boundary: the kit's one
-    multipart builder (the suite, the kit's tests and the bench)."""
-    delimiter = b"--" + boundary.encode()
-    chunks = [delimiter + b"\r\n" + part.encode() + b"\r\n" for part in parts]
-    return b"".join(chunks) + delimiter + b"--\r\n"
-
-
-MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
 
 
 @dataclass

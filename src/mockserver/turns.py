@@ -29,9 +29,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mockserver.multipart import Readable
+if TYPE_CHECKING:  # the store imports this module: Werkzeug stays out of the CLI's start-up
+    from mockserver.multipart import Readable
 
 _turn = threading.Lock()
 _holder = threading.local()  # .turn: True while this thread holds the turn

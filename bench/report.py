@@ -334,7 +334,8 @@ NOTES = """\
   The RSS row after it is what every further 60 MiB upload costs: the body is never stored.
   A client whose body does not arrive within `--client-timeout` (30 s) is cut off.
 - **Where the gap to the floor goes** (worker CPU per request from `/proc`, against variants of
-  the mock with one part left out): the floor uses about 215 µs, the mock about 565 µs. The
+  the mock with one part left out, on an idle machine in November; a busy machine inflates
+  every CPU figure, as in the table above): the floor used about 215 µs, the mock about 565 µs. The
   largest part, about 130 µs, is the durable write of each counted image -- the lock that
   serialises writers across workers, then usage and journal in one SQLite transaction -- which
   keeps the quota exact across workers and every 200 counted after a `kill -9`. Without it

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import contract_tests
 import mockserver
 
 PACKAGE = Path(mockserver.__file__).parent  # the installed package (CI installs a wheel)
@@ -101,3 +102,16 @@ def test_every_module_of_the_mock_is_on_the_page() -> None:
         and name.split(".")[-1] not in page
     ]
     assert missing == []
+
+
+def test_no_module_of_the_kit_grows_past_about_400_lines() -> None:
+    """Small modules (STYLE): one over ~400 lines is split along a seam, not let grow."""
+    limit = 430  # "about 400": room for a fix, not for a second topic
+    sources = [PACKAGE, Path(contract_tests.__file__).parent]
+    long = {
+        str(path.relative_to(source.parent)): lines
+        for source in sources
+        for path in source.rglob("*.py")
+        if (lines := len(path.read_text("utf-8").splitlines())) > limit
+    }
+    assert long == {}

@@ -1050,7 +1050,16 @@ def test_unknown_paths_and_methods(url: str) -> None:
 
 
 def test_no_answer_is_cached(url: str) -> None:
-    assert requests.get(url + "/health", timeout=10).headers["Cache-Control"] == "no-store"
+    # One path of each area (each a blueprint of its own, nested in the control API's), an
+    # answer and a refusal alike.
+    paths = ["/health", "/accounts", "/accounts/demo-free/usage", "/clock", "/faults"]
+    paths += ["/fixtures", "/requests", "/accounts/no-such-account"]
+    for path in paths:
+        answer = requests.get(url + path, timeout=10)
+        assert answer.headers["Cache-Control"] == "no-store", (path, answer.status_code)
+    refused = requests.post(url + "/reset", json=[], timeout=10)
+    assert refused.status_code == 400
+    assert refused.headers["Cache-Control"] == "no-store"
 
 
 def test_client_errors_carry_status_and_message(control: MockControl) -> None:

@@ -102,6 +102,9 @@ def test_every_module_of_the_mock_is_on_the_page() -> None:
         and name.split(".")[-1] not in page
     ]
     assert missing == []
+    # A package's modules are named under it: `control/`, `store/`...
+    packages = {name.split(".")[0] for name in _modules() if "." in name}
+    assert sorted(package for package in packages if f"{package}/" not in page) == []
 
 
 def test_no_module_of_the_kit_grows_past_about_400_lines() -> None:

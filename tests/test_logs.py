@@ -125,6 +125,10 @@ def _serve(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
          "--state", str(tmp_path / "state.sqlite3")],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
         env={**os.environ, "ITSOCR_MOCK_STATE": "", "ITSOCR_MOCK_LOG_LEVEL": ""},
+        # Unbuffered: readline takes the banner and nothing after it. A buffered pipe could
+        # read the next lines into its buffer too, where communicate(), reading the pipe
+        # itself, never looks ("Booting worker" went missing when the worker was quick).
+        bufsize=0,
     )  # fmt: skip
     assert process.stderr is not None
     deadline = time.monotonic() + 20

@@ -764,6 +764,8 @@ def test_check_takes_the_suites_options_against_a_live_like_target(tmp_path: Pat
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         return dict(json.loads(done.stdout))
 
+    reset = [sys.executable, "-m", "mockserver.cli", "reset", "--state", state]
+    subprocess.run(reset, capture_output=True, check=True)  # the one command that makes a state
     expired = cli("tokens", "create", "demo-free", "--expires", "2020-01-01T00:00:00Z")
     revoked = cli("tokens", "create", "demo-free")
     cli("tokens", "revoke", revoked["id"])

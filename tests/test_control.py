@@ -192,6 +192,9 @@ def test_create_account_refuses_bad_bodies(url: str, body: Any, error: str) -> N
         (b'"pro"', "the body must be a JSON object, got a string"),
         (b"null", "the body must be a JSON object, got null"),
         (b"\xff\xfe", "the body is not valid JSON"),
+        # Found by Schemathesis's fuzzer: blanks are not an empty body (only no bytes are).
+        (b"\x0c", "the body is not valid JSON"),
+        (b" \n", "the body is not valid JSON"),
     ],
 )
 def test_bodies_that_are_not_json_objects(url: str, data: bytes, error: str) -> None:
@@ -786,6 +789,9 @@ def test_journal_filters(control: MockControl, ocr: Callable[..., requests.Respo
         ("status=1000", "?status= must be an integer between 0 and 999"),
         ("limit=0", "?limit= must be an integer 1 or more, got '0'"),
         ("limit=1.5", "?limit= must be an integer 1 or more"),
+        ("limit=%D9%A3", "?limit= must be an integer 1 or more, got '\u0663'"),
+        ("limit=1&limit=2", "?limit= was given 2 times; give it once"),
+        ("account=a&account=b", "?account= was given 2 times; give it once"),
     ],
 )
 def test_journal_refuses_bad_filters(url: str, query: str, error: str) -> None:

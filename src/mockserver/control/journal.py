@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
-from mockserver.control.common import no_content, query_integer
+from mockserver.control.common import no_content, query_integer, query_text
 from mockserver.store import JournalEntry
 from mockserver.web import current_backend, json_response
 
@@ -16,7 +16,7 @@ def list_requests() -> Response:
     """The API requests received, oldest first; ``?account=``, ``?status=``, ``?limit=``."""
     status = query_integer("status", 0, 999)
     limit = query_integer("limit", 1, None)
-    entries = current_backend().journal(request.args.get("account"), status, limit)
+    entries = current_backend().journal(query_text("account"), status, limit)
     return json_response([entry_json(entry) for entry in entries])
 
 

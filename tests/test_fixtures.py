@@ -500,6 +500,8 @@ def test_every_fixture_round_trips_through_the_server(
         assert variant.json()["text"] == text.strip()
 
 
+# Two gunicorn start-ups: slow; the lean run has test_fallback_is_the_same_in_other_processes.
+@pytest.mark.slow
 def test_unknown_image_gets_the_same_text_from_two_server_processes(
     demo_tokens: dict[str, str],
 ) -> None:

@@ -59,10 +59,15 @@ ENTERPRISE = DEMO_ACCOUNTS[2]
 BOUNDARY = "reliability-boundary"
 INVALID_BODY = errors.InvalidRequestBody.message
 OCR_FAILED = errors.OcrFailed.message
-# The module watches gunicorn's workers (their sockets, memory, lives) through /proc.
-pytestmark = pytest.mark.skipif(
-    not Path("/proc/self/status").exists(), reason="watches the workers through /proc (Linux)"
-)
+# The module watches gunicorn's workers (their sockets, memory, lives) through /proc. All of it
+# is slow (multi-process, load, large uploads): the lean run keeps the same rules in process
+# (test_concurrency, test_hostile, test_api_upload) and one four-worker quota test.
+pytestmark = [
+    pytest.mark.skipif(
+        not Path("/proc/self/status").exists(), reason="watches the workers through /proc (Linux)"
+    ),
+    pytest.mark.slow,
+]
 CLIENT_TIMEOUT = 2  # seconds, for the servers of this module (the default is 30)
 SOCKET_TIMEOUT = 15  # no exchange of this module may take longer: a hang fails the test
 

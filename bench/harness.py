@@ -27,8 +27,8 @@ CHECKOUT_ENV = {
     "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])),
 }
 
-from contract_tests.harness import Part  # noqa: E402 - after the path is set
-from contract_tests.harness import multipart as build_multipart  # noqa: E402
+from contract_tests.forms import Part  # noqa: E402 - after the path is set
+from contract_tests.forms import multipart as build_multipart  # noqa: E402
 from contract_tests.images import noise_png  # noqa: E402, F401 - re-exported for measures
 from mockserver.backend import DEMO_ACCOUNTS  # noqa: E402 - after the path is set
 from mockserver.errors import FileTooLarge  # noqa: E402
@@ -54,9 +54,9 @@ TOO_LARGE = {"error": FileTooLarge.message, "success": False}
 # -- request bodies --------------------------------------------------------------------------
 
 
-def multipart(data: bytes, file_name: str = "bench.png") -> bytes:
-    """A multipart/form-data body with one `file` part of type image/png (the kit's builder)."""
-    return build_multipart([Part("file", data, file_name, "image/png")], BOUNDARY)
+def multipart(data: bytes, file_name: str = "bench.png", media_type: str = "image/png") -> bytes:
+    """A multipart/form-data body with one `file` part of `media_type` (the kit's builder)."""
+    return build_multipart([Part("file", data, file_name, media_type)], BOUNDARY)
 
 
 def distinct_pngs(png: bytes, count: int) -> list[bytes]:

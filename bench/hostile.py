@@ -141,7 +141,7 @@ def bombs(url: str, workers: list[int], rounds: int) -> list[tuple[str, str, str
 
 def many_scans(url: str) -> list[tuple[str, str, str, str]]:
     data = hostile.many_scan_jpeg(scans=3000, side=2000)
-    body = multipart(data, "scans.jpg").replace(b"image/png", b"image/jpeg", 1)
+    body = multipart(data, "scans.jpg", "image/jpeg")
     started = time.monotonic()
     status, _ = post(url, body, timeout=120)
     took = time.monotonic() - started
@@ -160,7 +160,7 @@ def large_photo(url: str) -> list[tuple[str, str, str, str]]:
 
     buffer = io.BytesIO()
     Image.effect_noise((6000, 4000), 30).convert("RGB").save(buffer, "JPEG", quality=80)
-    body = multipart(buffer.getvalue(), "photo.jpg").replace(b"image/png", b"image/jpeg", 1)
+    body = multipart(buffer.getvalue(), "photo.jpg", "image/jpeg")
     started = time.monotonic()
     status, _ = post(url, body, timeout=120)
     took = time.monotonic() - started

@@ -41,8 +41,8 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from contract_tests import images
-from contract_tests.harness import Part  # one multipart builder, the suite's
-from contract_tests.harness import multipart as build_multipart
+from contract_tests.forms import Part  # one multipart builder, the suite's
+from contract_tests.forms import multipart as build_multipart
 from mockserver.backend import DEMO_ACCOUNTS, Backend
 from mockserver.clock import period_of
 from mockserver.contract import cors_headers

@@ -45,7 +45,8 @@ import schemathesis
 from PIL import Image
 from schemathesis import GenerationMode
 
-from contract_tests.harness import Part, explore, multipart
+from contract_tests.forms import Part, multipart
+from contract_tests.harness import explore
 from mockserver import errors
 from mockserver.backend import DEMO_ACCOUNTS, Backend
 from mockserver.clock import period_of, utc_now

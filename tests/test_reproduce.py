@@ -8,7 +8,7 @@ import subprocess
 import requests
 
 from contract_tests.clauses import SHOWN_BODY, Violation, curl_command
-from contract_tests.harness import Part, multipart
+from contract_tests.forms import Part, multipart
 from mockserver.testing import InProcessServer
 from mockserver.tokens import DEMO_ACCOUNTS
 

@@ -92,16 +92,10 @@ def page(browser_context: BrowserContext) -> Iterator[Page]:
     assert not errors, f"errors on the page: {errors}"
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[InProcessServer]:
-    with InProcessServer(Settings(state=":memory:")) as server:
-        yield server
-
-
 @pytest.fixture
-def mock(served: InProcessServer) -> InProcessServer:
-    served.backend.reset()
-    return served
+def mock(mock_server: InProcessServer) -> InProcessServer:
+    """The session's mock, reset (conftest's `mock_server`), by this module's short name."""
+    return mock_server
 
 
 @pytest.fixture(scope="module")

@@ -31,11 +31,7 @@ from contract_tests.checks import (
     verify,
 )
 from contract_tests.clauses import Ledger, Violation, mask
-from contract_tests.forms import BOUNDARY as BOUNDARY  # re-exported: the tests import these
-from contract_tests.forms import MULTIPART
-from contract_tests.forms import Part as Part
-from contract_tests.forms import multipart as multipart
-from contract_tests.forms import upload as upload
+from contract_tests.forms import MULTIPART, Part, multipart
 from contract_tests.plugin import SuiteOptions
 from contract_tests.target import Account, ControlApi, Target
 from mockserver import contract as spec

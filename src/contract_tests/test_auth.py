@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from contract_tests.harness import Contract, Part, upload
+from contract_tests.forms import Part, upload
+from contract_tests.harness import Contract
 from contract_tests.images import make_image
 from mockserver.contract import example_message
 

@@ -24,7 +24,8 @@ import requests
 
 from contract_tests.budget import limit_reached, race_left, utc_month
 from contract_tests.checks import Reply
-from contract_tests.harness import Contract, Part, upload
+from contract_tests.forms import Part, upload
+from contract_tests.harness import Contract
 from contract_tests.images import make_image
 from contract_tests.target import Account
 from mockserver.plans import plans

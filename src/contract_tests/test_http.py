@@ -8,7 +8,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import requests
 
-from contract_tests.harness import Contract, upload
+from contract_tests.forms import upload
+from contract_tests.harness import Contract
 from contract_tests.images import make_image
 from mockserver import contract as spec
 

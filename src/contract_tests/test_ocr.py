@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from contract_tests.harness import Contract, Part, upload
+from contract_tests.forms import Part, upload
+from contract_tests.harness import Contract
 from mockserver.resources import data_path
 
 

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from contract_tests.checks import DEFAULT_CHECKS, no_rate_limit_headers
-from contract_tests.harness import Contract, Part, upload
+from contract_tests.forms import Part, upload
+from contract_tests.harness import Contract
 from contract_tests.images import make_image, undecodable_bytes
 from contract_tests.target import Account
 from mockserver.contract import monthly_limit_message

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from contract_tests.harness import Contract, upload
+from contract_tests.forms import upload
+from contract_tests.harness import Contract
 from contract_tests.images import padded_png
 from contract_tests.target import Account
 from mockserver import contract as spec

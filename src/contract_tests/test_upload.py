@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from contract_tests.harness import Contract, Part, upload
+from contract_tests.forms import Part, upload
+from contract_tests.harness import Contract
 from contract_tests.images import file_name, make_image, undecodable_bytes
 from mockserver import contract as spec
 from mockserver.contract import example_message, unsupported_type_message

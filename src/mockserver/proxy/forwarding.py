@@ -96,6 +96,11 @@ class Incoming:
         return value.strip() or None
 
 
+def forwarded(store: Store) -> int:
+    """Requests that could consume quota the proxy journalling in `store` forwarded so far."""
+    return store.usage(BUDGET_ACCOUNT, BUDGET_PERIOD)[0]
+
+
 class Proxy:
     """Forwards to `upstream`, journals in `store`, records with `recorder`, within `budget`."""
 
@@ -113,7 +118,7 @@ class Proxy:
 
     def forwarded(self) -> int:
         """Requests that could consume quota forwarded so far."""
-        return self.store.usage(BUDGET_ACCOUNT, BUDGET_PERIOD)[0]
+        return forwarded(self.store)
 
     def reset_budget(self) -> None:
         """Start counting the budget from zero (when the proxy starts)."""
@@ -256,17 +261,18 @@ class Exchange:
         """Validate, journal, log and record the exchange."""
         try:
             violations, verdict = self._judge(status, headers, body, error, own, dropped, too_long)
+            answer = _json(body)
             entry = replace(
                 self.entry,
                 status=status,
-                error=error or _error_of(body),
+                error=error or _error_of(answer),
                 duration_ms=round((time.perf_counter() - self.started) * 1000, 1),
                 violations=tuple(violations),
             )
             if status == 200:
-                entry = _with_ocr_fields(entry, body)
+                entry = _with_ocr_fields(entry, answer)
             if status == 200 and self.copy is not None and self._recordable(headers, body):
-                entry = self._record(entry, body)
+                entry = self._record(entry, answer)
             try:
                 self.proxy.store.record(entry)
             except Exception:  # the answer went out: a journal that failed must not hide it
@@ -295,13 +301,13 @@ class Exchange:
         too_long: bool,
     ) -> tuple[list[str], str]:
         """The violations to journal, and the access log's verdict."""
-        operation = find_operation(self.incoming.method, self.incoming.path)
         if own or status == 0:
             return [], f"contract=unchecked: {error}"
         if dropped:
             return [error or "dropped"], f"contract=violated: {error}"
         if too_long:
             return [], f"contract=unchecked: an answer over {VALIDATED_BYTES} bytes"
+        operation = find_operation(self.incoming.method, self.incoming.path)
         if operation is None:
             where = f"{self.incoming.method} {self.incoming.path}"
             return [], f"contract=unchecked: {where} is not an operation of openapi.yaml"
@@ -314,7 +320,7 @@ class Exchange:
         answer = (200, headers, body)
         return not find_violations(answer, operation=("post", "/ocr"), level="documented")
 
-    def _record(self, entry: JournalEntry, body: bytes) -> JournalEntry:
+    def _record(self, entry: JournalEntry, answer: dict[str, object]) -> JournalEntry:
         assert self.copy is not None
         assert self.proxy.recorder is not None
         boundary = parse_options_header(self.incoming.header("Content-Type") or "")[1].get(
@@ -333,7 +339,7 @@ class Exchange:
             spool = form.file.spool
             sha256 = spool.hash.hexdigest()
             prompt = (form.prompt or "").strip()
-            text = str(_json(body).get("text", ""))
+            text = str(answer.get("text", ""))
             name, what = self.proxy.recorder.record(
                 spool.rewound(), sha256, form.file.content_type or "", prompt, text
             )
@@ -356,14 +362,13 @@ def _json(body: bytes) -> dict[str, object]:
     return loaded if isinstance(loaded, dict) else {}
 
 
-def _error_of(body: bytes) -> str | None:
-    error = _json(body).get("error")
+def _error_of(answer: dict[str, object]) -> str | None:
+    error = answer.get("error")
     return error if isinstance(error, str) else None
 
 
-def _with_ocr_fields(entry: JournalEntry, body: bytes) -> JournalEntry:
+def _with_ocr_fields(entry: JournalEntry, answer: dict[str, object]) -> JournalEntry:
     """`entry` with the file's name, type and size a 200 answer echoes."""
-    answer = _json(body)
     name, kind, size = answer.get("fileName"), answer.get("mimeType"), answer.get("fileSize")
     return replace(
         entry,

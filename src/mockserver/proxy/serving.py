@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 
 from mockserver.proxy.app import ProxySettings, create_proxy_app
-from mockserver.proxy.forwarding import BUDGET_ACCOUNT, BUDGET_PERIOD
+from mockserver.proxy.forwarding import forwarded
 from mockserver.serving import MockServer
 from mockserver.store.sqlite import Store
 from mockserver.turns import WsgiApp
@@ -64,6 +64,6 @@ def forwarded_count(settings: ProxySettings) -> int:
     """How many requests that can consume quota the proxy on `settings` forwarded."""
     store = Store(settings.state)
     try:
-        return store.usage(BUDGET_ACCOUNT, BUDGET_PERIOD)[0]
+        return forwarded(store)
     finally:
         store.close()

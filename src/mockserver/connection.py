@@ -160,9 +160,10 @@ def cut_reading_side(sock: socket.socket) -> None:
 def body_deadline(environ: Mapping[str, Any], seconds: float) -> Iterator[Deadline | None]:
     """Within the block, the request body must arrive in `seconds`; yields the deadline
     (``.expired`` tells, after a short read, that the deadline rather than the client ended
-    the body), or None when the server gives no access to the socket."""
+    the body), or None when the server gives no access to the socket or read the whole body
+    before the app ran (worker.py): reading it then cannot wait for the client."""
     sock = client_socket(environ)
-    if sock is None:
+    if sock is None or sock in _in_hand:
         yield None
         return
     deadline = _watchdog.watch(sock, seconds)

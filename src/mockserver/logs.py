@@ -118,8 +118,12 @@ class _Dropping(QueueHandler):
         try:
             self.queue.put_nowait(record)
         except queue.Full:
-            with self._count_lock:
-                self.dropped += 1
+            self.count_dropped(1)
+
+    def count_dropped(self, records: int) -> None:
+        """Count `records` as dropped (a full queue, or lines the stream refused)."""
+        with self._count_lock:
+            self.dropped += records
 
     def unreported(self) -> int:
         """Records dropped since the last call."""
@@ -166,8 +170,7 @@ class _Writing(logging.Handler):
             self.stream.write(text)
             self.stream.flush()
         except (OSError, ValueError):  # stderr closed or broken: the lines are lost, counted
-            with self.source._count_lock:
-                self.source.dropped += lines
+            self.source.count_dropped(lines)
 
 
 def _dropped_record(count: int) -> logging.LogRecord:

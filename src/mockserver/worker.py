@@ -45,13 +45,22 @@ _TIMED_OUT = (
 )
 
 
+def _split(received: bytes | bytearray) -> tuple[bytes, int] | None:
+    """The request head in `received` and how many body bytes follow it; None before the
+    head's end."""
+    end = received.find(_HEAD_END)
+    if end < 0:
+        return None
+    return bytes(received[:end]), len(received) - end - len(_HEAD_END)
+
+
 def request_ready(received: bytes | bytearray) -> bool:
     """True once `received` holds a whole request head and, if it is no larger than
     `PREBUFFER_BODY`, its body; or more than `MAX_HEAD` bytes without a head's end."""
-    end = received.find(_HEAD_END)
-    if end < 0:
+    split = _split(received)
+    if split is None:
         return len(received) > MAX_HEAD
-    head = bytes(received[:end])
+    head, body = split
     if _EXPECT.search(head):  # the client waits for "100 Continue" before sending its body
         return True
     length = _CONTENT_LENGTH.search(head)
@@ -59,20 +68,20 @@ def request_ready(received: bytes | bytearray) -> bool:
     # head alone (401, 429, "File too large" from Content-Length) to a client that waits for
     # that answer before it sends anything, and reads the rest under its body deadline.
     wanted = int(length.group(1)) if length else 0
-    return wanted > PREBUFFER_BODY or len(received) - end - len(_HEAD_END) >= wanted
+    return wanted > PREBUFFER_BODY or body >= wanted
 
 
 def body_complete(received: bytes | bytearray) -> bool:
     """True when `received` holds a request head with a Content-Length (and no
     Transfer-Encoding) and at least that many bytes of body after it."""
-    end = received.find(_HEAD_END)
-    if end < 0:
+    split = _split(received)
+    if split is None:
         return False
-    head = bytes(received[:end])
+    head, body = split
     length = _CONTENT_LENGTH.search(head)
     if length is None or _TRANSFER_ENCODING.search(head):
         return False
-    return len(received) - end - len(_HEAD_END) >= int(length.group(1))
+    return body >= int(length.group(1))
 
 
 def head_complete(received: bytes | bytearray) -> bool:

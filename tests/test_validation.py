@@ -294,7 +294,7 @@ def problems_spec(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             }
         },
     }
-    for reader in (validation, schemas):
+    for reader in (contract, validation, schemas):
         monkeypatch.setattr(reader, "load_spec", lambda name="openapi.yaml": spec)
     schemas.forget_compiled()
     yield

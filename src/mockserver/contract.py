@@ -39,17 +39,35 @@ def load_spec(name: str = "openapi.yaml") -> Mapping[str, Any]:
     return spec
 
 
+def resolve(pointer: str) -> Any:
+    """The part of the spec at JSON pointer `pointer` (``""`` is the whole spec); KeyError if
+    none."""
+    node: Any = load_spec()
+    for token in pointer.lstrip("/").split("/") if pointer else []:
+        node = node[token.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def follow(pointer: str) -> tuple[str, Mapping[str, Any]]:
+    """Follow local `$ref`s from `pointer`; the pointer and object finally reached."""
+    node = resolve(pointer)
+    while isinstance(node, Mapping) and "$ref" in node:
+        pointer = _local(node["$ref"])
+        node = resolve(pointer)
+    return pointer, node
+
+
 def deref(node: Mapping[str, Any]) -> Mapping[str, Any]:
     """Follow a local ``$ref`` (``#/components/...``) of `openapi.yaml` to what it names."""
-    while "$ref" in node:
-        reference = str(node["$ref"])
-        if not reference.startswith("#/"):
-            raise ValueError(f"only local $refs are supported in openapi.yaml, not {reference!r}")
-        target: Any = load_spec()
-        for part in reference[2:].split("/"):
-            target = target[part.replace("~1", "/").replace("~0", "~")]
-        node = target
-    return node
+    return follow(_local(node["$ref"]))[1] if "$ref" in node else node
+
+
+def _local(reference: object) -> str:
+    """The JSON pointer of a local ``$ref``; ValueError for any other."""
+    text = str(reference)
+    if not text.startswith("#"):
+        raise ValueError(f"only local $refs are supported in openapi.yaml, not {text!r}")
+    return text[1:]
 
 
 @cache

@@ -1,8 +1,10 @@
-"""The spec at a JSON pointer, and its JSON Schemas compiled once: what the validator reads.
+"""Pointers to the spec's operations and responses, and its JSON Schemas compiled once: what
+the validator reads.
 
-`openapi.yaml` is addressed as JSON pointers (``/paths/~1ocr/post/responses/401``), local
-`$ref`s followed; a schema anywhere in it is compiled once (JSON Schema Draft 2020-12, formats
-checked, `$ref`s resolved within the spec) and its first error is the shallowest one.
+`openapi.yaml` is addressed as JSON pointers (``/paths/~1ocr/post/responses/401``), read and
+their local `$ref`s followed by `contract.resolve` and `contract.follow`; a schema anywhere in
+it is compiled once (JSON Schema Draft 2020-12, formats checked, `$ref`s resolved within the
+spec) and its first error is the shallowest one.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from mockserver.contract import load_spec
+from mockserver.contract import load_spec, resolve
 
 SPEC_URI = "urn:itsocr-mock:openapi.yaml"
 
@@ -24,26 +26,6 @@ SPEC_URI = "urn:itsocr-mock:openapi.yaml"
 def escape(token: str) -> str:
     """`token` as one step of a JSON pointer (``/`` and ``~`` escaped)."""
     return token.replace("~", "~0").replace("/", "~1")
-
-
-def resolve(pointer: str) -> Any:
-    """The part of the spec at `pointer` (``""`` is the whole spec); KeyError if none."""
-    node: Any = load_spec()
-    for token in pointer.lstrip("/").split("/") if pointer else []:
-        node = node[token.replace("~1", "/").replace("~0", "~")]
-    return node
-
-
-def follow(pointer: str) -> tuple[str, Mapping[str, Any]]:
-    """Follow local `$ref`s from `pointer`; the pointer and object finally reached."""
-    node = resolve(pointer)
-    while isinstance(node, Mapping) and "$ref" in node:
-        reference = str(node["$ref"])
-        if not reference.startswith("#"):
-            raise ValueError(f"only local $refs are supported in openapi.yaml, not {reference!r}")
-        pointer = reference[1:]
-        node = resolve(pointer)
-    return pointer, node
 
 
 def operation_pointer(method: str, path: str) -> str:

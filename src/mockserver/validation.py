@@ -35,7 +35,14 @@ from urllib.parse import urlsplit
 from jsonschema.exceptions import ValidationError
 
 from mockserver import schemas
-from mockserver.contract import UNTYPED_BODY, documented_messages, load_spec, server_paths
+from mockserver.contract import (
+    UNTYPED_BODY,
+    documented_messages,
+    follow,
+    load_spec,
+    resolve,
+    server_paths,
+)
 
 __all__ = [
     "LEVELS",
@@ -114,9 +121,9 @@ def find_violations(
     pointer = schemas.operation_pointer(method, path)
     response_pointer = schemas.response_pointer(pointer, received.status)
     if response_pointer is None:
-        documented = ", ".join(schemas.resolve(pointer).get("responses", {}))
+        documented = ", ".join(resolve(pointer).get("responses", {}))
         return [Violation(f"status {received.status} is not documented (documented: {documented})")]
-    response_pointer, declared = schemas.follow(response_pointer)
+    response_pointer, declared = follow(response_pointer)
     found = []
     if level == "observed":
         found += _header_violations(received, response_pointer, declared)
@@ -184,9 +191,7 @@ def _header_violations(
 ) -> list[Violation]:
     found = []
     for name in declared.get("headers", {}):
-        header_pointer, header = schemas.follow(
-            f"{response_pointer}/headers/{schemas.escape(name)}"
-        )
+        header_pointer, header = follow(f"{response_pointer}/headers/{schemas.escape(name)}")
         value = received.headers.get(name.lower())
         if value is None:
             if header.get("required", False):

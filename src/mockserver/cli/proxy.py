@@ -12,6 +12,7 @@ from typing import Any
 
 from mockserver.cli.common import count_argument, fail, refuse_an_open_control_api
 from mockserver.settings import ENVIRONMENT
+from mockserver.store import MEMORY
 
 STATE_FILE = "proxy-state.sqlite3"
 
@@ -102,7 +103,7 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--workers must be at least 1"
     if args.timeout <= 0:
         return "--timeout must be a positive number of seconds"
-    if args.state is not None and (args.state == ":memory:" or "://" in args.state):
+    if args.state is not None and (args.state == MEMORY or "://" in args.state):
         return "the proxy's state must be a SQLite file (its workers and the exit count share it)"
     if args.record is not None:
         try:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from mockserver.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, URL_ENV, CommandError
 from mockserver.settings import ENVIRONMENT, Settings, default_state_path
+from mockserver.store import MEMORY
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -138,7 +139,7 @@ def _state_file_target(args: argparse.Namespace) -> tuple[Target, Callable[[], N
 
     named = args.state or os.environ.get(ENVIRONMENT["state"])
     state = named or default_state_path()
-    if state == ":memory:":
+    if state == MEMORY:
         raise CommandError(
             "an in-memory state lives only inside its server: use --url to reach it", EXIT_USAGE
         )

@@ -6,10 +6,7 @@ the OCR endpoint does, within the largest size any plan accepts.
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, request
-from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from mockserver.api import MULTIPART_OVERHEAD
@@ -50,8 +47,8 @@ def add_fixture() -> Response:
         ) from None
     unknown = sorted((set(form) | set(files)) - set(_FIELDS))
     if unknown:
-        raise BadControlRequest(f"unknown field {unknown[0]!r}; expected image, text, prompt, name")
-    repeated = [field for field in _FIELDS if _sent(form, field) + _sent(files, field) > 1]
+        raise BadControlRequest(f"unknown field {unknown[0]!r}; expected {', '.join(_FIELDS)}")
+    repeated = [f for f in _FIELDS if len(form.getlist(f)) + len(files.getlist(f)) > 1]
     if repeated:
         # A form field is one string: taking the first or the last copy would register a
         # text the client may not have meant.
@@ -70,11 +67,6 @@ def add_fixture() -> Response:
         media_type=image.mimetype or None,
     )
     return json_response(_fixture_json(fixture), 201)
-
-
-def _sent(multidict: MultiDict[str, Any], field: str) -> int:
-    """How many times ``field`` is in a parsed form."""
-    return len(multidict.getlist(field))
 
 
 def _fixture_json(fixture: RegisteredFixture) -> dict[str, object]:

@@ -124,7 +124,7 @@ class Contract:
         if plan is not None and plan != options.itsocr_plan:
             pytest.skip(
                 f"needs a token on the {plan} plan; --itsocr-plan is {options.itsocr_plan} "
-                f"(pass --itsocr-token of a {plan} account with --itsocr-plan {plan})"
+                f"(pass --itsocr-token of an account on the {plan} plan with --itsocr-plan {plan})"
             )
         return Account(options.itsocr_token, options.itsocr_plan)
 

@@ -1,9 +1,10 @@
 """The floor of the benchmark: the least work `POST /api/v1/ocr` can do, as a bare WSGI app.
 
-It parses the multipart body with the parser the mock uses (Werkzeug's sans-IO decoder),
-hashes the `file` part and answers a small JSON document -- no framework, no auth, no state,
-no journal. `bench/run.py` serves it under gunicorn with the mock's own worker settings, so the
-ratio mock/floor measures what the mock's semantics cost, not a different server setup.
+It reads the multipart body with the mock's own reader (`mockserver.multipart.read_form`:
+Werkzeug's sans-IO decoder, the file part spooled and hashed as it arrives) and answers a
+small JSON document -- no framework, no auth, no state, no journal. `bench/run.py` serves it
+under gunicorn with the mock's own worker settings, so the ratio mock/floor measures what the
+mock's semantics cost, not a different server setup.
 
 Run on its own: ``python bench/floor.py --port 8090 --workers 2``.
 """
@@ -11,16 +12,16 @@ Run on its own: ``python bench/floor.py --port 8090 --workers 2``.
 from __future__ import annotations
 
 import argparse
-import hashlib
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from werkzeug.sansio.multipart import Data, Epilogue, File, MultipartDecoder, NeedData
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-CHUNK_SIZE = 64 * 1024
+from mockserver.multipart import MalformedForm, read_form
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
@@ -28,27 +29,19 @@ StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     """Parse the multipart body, hash its `file` part, answer JSON."""
     boundary = environ.get("CONTENT_TYPE", "").partition("boundary=")[2].encode("latin-1")
-    remaining = int(environ.get("CONTENT_LENGTH") or 0)
-    stream = environ["wsgi.input"]
-    decoder = MultipartDecoder(boundary)
-    digest, size, name, in_file, done = hashlib.sha256(), 0, "", False, False
-    while not done:
-        chunk = stream.read(min(CHUNK_SIZE, remaining)) if remaining else b""
-        remaining -= len(chunk)
-        decoder.receive_data(chunk or None)
-        while not done:
-            event = decoder.next_event()
-            if isinstance(event, NeedData):
-                break
-            done = isinstance(event, Epilogue)
-            if isinstance(event, File):
-                in_file, name = event.name == "file", event.filename
-            elif isinstance(event, Data) and in_file:
-                digest.update(event.data)
-                size += len(event.data)
-        if not chunk and not done:
-            return _answer(start_response, "400 Bad Request", {"success": False})
-    body = {"fileName": name, "fileSize": size, "sha256": digest.hexdigest(), "success": True}
+    try:
+        form = read_form(environ["wsgi.input"], boundary)
+    except MalformedForm:
+        return _answer(start_response, "400 Bad Request", {"success": False})
+    if form.file is None:
+        return _answer(start_response, "400 Bad Request", {"success": False})
+    with contextlib.closing(form.file.spool) as spool:
+        body = {
+            "fileName": form.file.file_name,
+            "fileSize": spool.size,
+            "sha256": spool.hash.hexdigest(),
+            "success": True,
+        }
     return _answer(start_response, "200 OK", body)
 
 
@@ -65,7 +58,6 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
     from gunicorn.app.base import BaseApplication
 
     from mockserver.serving import gunicorn_options

@@ -37,6 +37,11 @@ MIB = 1024 * 1024
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 TOKEN = next(demo.token for demo in DEMO_ACCOUNTS if demo.plan == "enterprise")
 BOUNDARY = "itsocr-bench-boundary"
+# wrk's bodies: each with a boundary of its own, as every client sends (requests, curl and
+# browsers make a random one per request), and more of them than `re` caches (512): a server
+# that compiled a pattern per boundary would pay for it here as it does in use.
+NEW_BOUNDARY = "itsocr-bench-%08d"
+NEW_BOUNDARIES = 1024
 OCR_PATH = "/api/v1/ocr"
 HEADERS = {
     "Authorization": f"Bearer {TOKEN}",
@@ -54,9 +59,14 @@ TOO_LARGE = {"error": FileTooLarge.message, "success": False}
 # -- request bodies --------------------------------------------------------------------------
 
 
-def multipart(data: bytes, file_name: str = "bench.png", media_type: str = "image/png") -> bytes:
+def multipart(
+    data: bytes,
+    file_name: str = "bench.png",
+    media_type: str = "image/png",
+    boundary: str = BOUNDARY,
+) -> bytes:
     """A multipart/form-data body with one `file` part of `media_type` (the kit's builder)."""
-    return build_multipart([Part("file", data, file_name, media_type)], BOUNDARY)
+    return build_multipart([Part("file", data, file_name, media_type)], boundary)
 
 
 def distinct_pngs(png: bytes, count: int) -> list[bytes]:
@@ -72,32 +82,44 @@ def distinct_pngs(png: bytes, count: int) -> list[bytes]:
     return variants
 
 
-def lua_script(directory: Path, name: str, bodies: Sequence[bytes]) -> Path:
-    """A wrk script posting `bodies` (all of one length) in turn, with the bench headers.
+def lua_script(
+    directory: Path,
+    name: str,
+    files: Sequence[bytes],
+    *,
+    file_name: str = "bench.png",
+    boundaries: int = NEW_BOUNDARIES,
+) -> Path:
+    """A wrk script posting `files` (all of one length) in turn, each request a multipart body
+    with a boundary of its own (`NEW_BOUNDARY`; `boundaries` of them at least), and the bench's
+    token.
 
-    The bodies are read from a file next to the script. With several, ``-- START`` on wrk's
-    command line says which one to begin with, so that successive runs send new ones.
+    The bodies are read from a file next to the script. ``-- START`` on wrk's command line says
+    which one to begin with, so that successive runs send new ones.
     """
+    count = max(len(files), boundaries)
+    bodies = [
+        multipart(files[n % len(files)], file_name, boundary=NEW_BOUNDARY % n) for n in range(count)
+    ]
     body_file = directory / f"{name}.bodies"
     body_file.write_bytes(b"".join(bodies))
     size = len(bodies[0])
     assert all(len(body) == size for body in bodies)
     script = directory / f"{name}.lua"
-    headers = "\n".join(f'wrk.headers["{key}"] = "{value}"' for key, value in HEADERS.items())
     script.write_text(
         f'local f = assert(io.open("{body_file}", "rb"))\n'
         'local bodies = f:read("*a")\n'
         "f:close()\n"
-        f"local size, count, turn = {size}, {len(bodies)}, 0\n"
+        f"local size, count, turn = {size}, {count}, 0\n"
         'wrk.method = "POST"\n'
-        f"{headers}\n"
-        "wrk.body = bodies:sub(1, size)\n"
+        f'wrk.headers["Authorization"] = "{HEADERS["Authorization"]}"\n'
         "function init(args) turn = tonumber(args[1] or 0) end\n"
         "function request()\n"
-        "  if count == 1 then return wrk.format() end\n"
-        "  local start = (turn % count) * size\n"
+        "  local n = turn % count\n"
         "  turn = turn + 1\n"
-        "  return wrk.format(nil, nil, nil, bodies:sub(start + 1, start + size))\n"
+        '  wrk.headers["Content-Type"] = "multipart/form-data; boundary="'
+        f' .. string.format("{NEW_BOUNDARY}", n)\n'
+        "  return wrk.format(nil, nil, nil, bodies:sub(n * size + 1, (n + 1) * size))\n"
         "end\n"
     )
     return script

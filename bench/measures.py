@@ -148,8 +148,8 @@ def measure_throughput(work: Path, results: Results, runs: int, seconds: int) ->
     """
     png = noise_png(200, 100, 16)
     body = multipart(png)
-    same = lua_script(work, "small", [body])
-    fresh = lua_script(work, "fresh", [multipart(p) for p in distinct_pngs(png, FRESH_IMAGES)])
+    same = lua_script(work, "small", [png])
+    fresh = lua_script(work, "fresh", distinct_pngs(png, FRESH_IMAGES))
     chosen = contenders(work, results, body)
     starts: dict[str, list[float]] = {contender.label: [] for contender in chosen}
     for run in range(runs):
@@ -236,7 +236,7 @@ def measure_big_uploads(work: Path, results: Results, runs: int, seconds: int) -
     """20 MiB uploads at 2 connections on a fresh mock: req/s and each worker's peak RSS."""
     image = noise_png(2560, 2728, 2728)
     results.big_size = len(image)
-    script = lua_script(work, "big", [multipart(image, "big.png")])
+    script = lua_script(work, "big", [image], file_name="big.png", boundaries=1)
     small = multipart(noise_png(64, 32, 8))
     with (
         running(lambda p: mock_command(p, work / "big.sqlite3"), work / "mock.log", small) as mock,

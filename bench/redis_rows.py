@@ -83,8 +83,9 @@ def measure_redis(work: Path, runs: int, seconds: int) -> RedisResults:
     if not Path(REDIS_SERVER).exists():
         results.missing = f"{REDIS_SERVER} is missing (apt-get install redis-server)"
         return results
-    body = multipart(noise_png(200, 100, 16))
-    script = lua_script(work, "redis-small", [body])
+    png = noise_png(200, 100, 16)
+    body = multipart(png)
+    script = lua_script(work, "redis-small", [png])
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(RedisServer(work / "redis"))
 

@@ -23,14 +23,45 @@ PIECES = st.sampled_from(
 )
 
 
-@settings(max_examples=500, deadline=None)
-@given(st.lists(PIECES, max_size=40).map(b"".join), st.integers(min_value=0, max_value=8))
-def test_the_delimiter_search_finds_what_the_regex_finds(data: bytes, pos: int) -> None:
-    pattern = MultipartDecoder(BOUNDARY).boundary_re
+# Boundaries with regex syntax and dashes in them: Werkzeug escapes them, the search finds them.
+BOUNDARIES = [BOUNDARY, b"-", b"--x-", b"a.b+c*(?:)", b"\\d"]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.sampled_from(BOUNDARIES).flatmap(
+        lambda boundary: st.tuples(
+            st.just(boundary),
+            st.lists(PIECES | st.just(b"--" + boundary), max_size=40).map(b"".join),
+        )
+    ),
+    st.integers(min_value=0, max_value=8),
+    st.booleans(),
+)
+def test_the_delimiter_search_finds_what_the_regex_finds(
+    case: tuple[bytes, bytes], pos: int, after_line_break: bool
+) -> None:
+    boundary, data = case
+    werkzeug = MultipartDecoder(boundary)
+    pattern = werkzeug.boundary_re if after_line_break else werkzeug.preamble_re
     assert isinstance(pattern, re.Pattern)
-    fast = _DelimiterSearch(pattern, b"--" + BOUNDARY).search(bytearray(data), pos)
+    search = _DelimiterSearch(b"--" + boundary, after_line_break=after_line_break)
+    fast = search.search(bytearray(data), pos)
     slow = pattern.search(data, pos)
     assert (fast and (fast.span(), fast.groups())) == (slow and (slow.span(), slow.groups()))
+
+
+def test_a_new_boundary_compiles_no_regex() -> None:
+    """Every client sends a new boundary: reading its form must not compile a pattern."""
+    outcome(io.BytesIO(form_body(b"\x89PNG", "p")))  # the first form compiles what all share
+    body = form_body(b"\x89PNG", "p").replace(BOUNDARY, b"never-seen-before-7f3a")
+    before = re._cache.copy()  # type: ignore[attr-defined]
+    form = read_form(io.BytesIO(body), b"never-seen-before-7f3a")
+    assert form.file is not None
+    assert form.prompt == "p"
+    form.file.spool.close()
+    added = [key for key in re._cache if key not in before]  # type: ignore[attr-defined]
+    assert added == []
 
 
 class Trickle:

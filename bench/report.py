@@ -328,7 +328,8 @@ NOTES = """\
   importing Faker (about 0.15 s), once per worker.
 - **20 MiB uploads** are PNGs of random pixels: as many bytes of pixels as of file, the worst
   case for memory. Bodies are spooled to disk and hashed as they arrive; a PNG's pixel data is
-  checked as a stream, never built in memory.
+  checked as a stream, never built in memory. The floor spools them too (the same reader):
+  either server's rate swings from run to run with the disk's writeback, 9-20 req/s here.
 - **60 MiB upload**: refused from its Content-Length, before the body is read. A client that
   only reads once it has sent everything (http.client, many SDKs) would then see a reset: the
   server takes what it still sends after answering and throws it away (at most 5 s, 256 MiB,
@@ -351,9 +352,9 @@ NOTES = """\
 - On a shared or busy machine (see the load average above) every figure suffers, the tail
   latencies most: compare runs taken under the same load.
 - **The p99 target** (<= 30 ms at 16 connections) was set when this machine gave the floor
-  about 215 µs of CPU per request; it now gives it about 500 µs, and the mock of that time
-  (commit f17ff2f), run side by side with today's, costs as much CPU per request as today's
-  (within noise). At the mock's CPU per request two cores serve about
-  1,200 req/s, so 16 connections wait about 15 ms on average, before any tail: compare the
-  p99 with the floor's, measured in the same rounds.
+  about 215 µs of CPU per request; it now gives it 400-500 µs. At the mock's CPU per request
+  (about 1,200 µs since it stopped compiling a regex per boundary) two cores serve about
+  1,300 req/s, so 16 connections wait about 12 ms on average, before any tail: the p99 comes
+  and goes around 30 ms from run to run (see its lowest and highest); compare it with the
+  floor's, measured in the same rounds.
 """

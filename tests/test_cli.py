@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,8 @@ from mockserver.fixtures import FixtureCatalogue
 from mockserver.resources import data_path
 from mockserver.settings import Settings
 from mockserver.store import JournalEntry, Store
-from mockserver.testing import InProcessServer, ServerProcess
+from mockserver.store.redis import RedisStore
+from mockserver.testing import InProcessServer, RedisServer, ServerProcess
 
 MANIFEST = data_path("fixtures") / "manifest.yaml"
 
@@ -98,12 +100,21 @@ class Target:
     url: str | None  # the mock's origin when the target is a running mock
 
 
-@pytest.fixture(params=["running mock", "state file"])
+@pytest.fixture(params=["running mock", "state file", "redis state"])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
-    """Each control command is tested against a running mock (--url) and a state file."""
+    """Each control command is tested against a running mock (--url), a state file and a
+    Redis state (--state redis://... --state-prefix)."""
     if request.param == "running mock":
         server: InProcessServer = request.getfixturevalue("mock_server")
         yield Target(("--url", server.url), server.backend, server.url)
+        return
+    if request.param == "redis state":
+        redis: RedisServer = request.getfixturevalue("redis_server")
+        prefix: str = request.getfixturevalue("redis_prefix")
+        backend = Backend(RedisStore(redis.url, prefix))
+        backend.ensure_initialised()
+        yield Target(("--state", redis.url, "--state-prefix", prefix), backend, None)
+        backend.store.close()
         return
     path = tmp_path / "state.sqlite3"
     backend = Backend(Store(path))
@@ -533,6 +544,39 @@ def test_a_new_state_file_starts_with_the_demo_accounts(cli: Cli, tmp_path: Path
     rows = cli("accounts", "list", "--json", "--state", str(state)).json()
     assert isinstance(rows, list)
     assert [row["id"] for row in rows] == [demo.id for demo in DEMO_ACCOUNTS]
+
+
+def test_a_redis_state_is_named_by_its_url_and_prefix_and_never_made_by_mistake(
+    cli: Cli, redis_server: RedisServer, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = redis_server.url
+    refused = cli("accounts", "list", "--state", url, "--state-prefix", redis_prefix)
+    assert refused.code == 2
+    assert f"no state in {url} under the prefix {redis_prefix!r}" in refused.err
+    assert f"`itsocr-mock reset --state {url} --state-prefix {redis_prefix}`" in refused.err
+    store = RedisStore(url, redis_prefix)
+    assert store.is_empty()  # nothing was made
+    assert cli("reset", "--state", url, "--state-prefix", redis_prefix).code == 0
+    # The prefix from the environment, as `serve` reads it: the same state.
+    monkeypatch.setenv("ITSOCR_MOCK_STATE_PREFIX", redis_prefix)
+    assert cli("usage", "demo-free", "--set", "4", "--state", url).code == 0
+    free = DEMO_ACCOUNTS[0].id
+    assert store.usage(free, period_of(datetime.now(UTC)))[0] == 4
+    store.close()
+    empty = cli("accounts", "list", "--state", url, "--state-prefix", "")
+    assert empty.code == 2
+    assert "--state-prefix must not be empty" in empty.err
+
+
+def test_a_redis_password_stays_out_of_what_the_cli_prints(
+    cli: Cli, redis_server: RedisServer, redis_prefix: str
+) -> None:
+    host = redis_server.url.removeprefix("redis://")
+    url = f"redis://:hunter2@{host}"  # a Redis without a password ignores one (Redis < 6)
+    done = cli("reset", "--state", url, "--state-prefix", redis_prefix)
+    refused = cli("accounts", "list", "--state", url, "--state-prefix", redis_prefix + "x")
+    assert "hunter2" not in done.out + done.err + refused.out + refused.err
+    assert refused.code == 2
 
 
 def test_admin_token_of_a_protected_mock(cli: Cli) -> None:

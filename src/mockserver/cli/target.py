@@ -1,8 +1,9 @@
 """Where the control commands act, and how they print what they got.
 
 A control command acts on a running mock over its control API (``--url``, env
-``ITSOCR_MOCK_URL``) or directly on a state file (``--state``, env ``ITSOCR_MOCK_STATE``; by
-default the file ``serve`` uses), which a mock serving that file sees at once. Either way it
+``ITSOCR_MOCK_URL``) or directly on a state file or Redis state (``--state``, env
+``ITSOCR_MOCK_STATE``, with ``--state-prefix`` for Redis; by default the file ``serve`` uses),
+which a mock serving that state sees at once. Either way it
 goes through the control API: a state file's is served in-process by the mock's own handlers.
 ``--json`` prints the control API's JSON.
 """
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from mockserver.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, URL_ENV, CommandError
 from mockserver.settings import ENVIRONMENT, Settings, default_state_path
-from mockserver.store import MEMORY
+from mockserver.store import DEFAULT_PREFIX, describe_state, is_redis_url
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -43,8 +44,14 @@ def add_target_options(parser: argparse.ArgumentParser, *, creates_state: bool =
     exclusive.add_argument(
         "--state",
         metavar="PATH",
-        help=f"act directly on this state file{'' if creates_state else ', which must exist'} "
-        f"(env {ENVIRONMENT['state']})",
+        help=f"act directly on this state file{'' if creates_state else ', which must exist'}, "
+        f"or Redis URL (env {ENVIRONMENT['state']})",
+    )
+    where.add_argument(
+        "--state-prefix",
+        metavar="PREFIX",
+        help="with a Redis --state: the prefix of the deployment's keys, as given to `serve` "
+        f"(default {DEFAULT_PREFIX}; env {ENVIRONMENT['state_prefix']})",
     )
     where.add_argument(
         "--admin-token",
@@ -138,19 +145,22 @@ def _state_file_target(args: argparse.Namespace) -> tuple[Target, Callable[[], N
     from mockserver.web import EXTENSION_KEY
 
     named = args.state or os.environ.get(ENVIRONMENT["state"])
-    state = named or default_state_path()
-    if state == MEMORY:
+    if getattr(args, "state_prefix", None) == "":
+        raise CommandError("--state-prefix must not be empty", EXIT_USAGE)
+    settings = Settings(
+        state=named or default_state_path(),
+        state_prefix=getattr(args, "state_prefix", None)
+        or os.environ.get(ENVIRONMENT["state_prefix"])
+        or DEFAULT_PREFIX,
+    )
+    if settings.in_memory:
         raise CommandError(
             "an in-memory state lives only inside its server: use --url to reach it", EXIT_USAGE
         )
     creates = getattr(args, "creates_state", False)
-    if named and not creates and not os.path.lexists(state):  # a typo must not make a state
-        raise CommandError(
-            f"no state file at {state}: check the path, or create it with "
-            f"`itsocr-mock reset --state {state}` (or `itsocr-mock serve --state {state}`)",
-            EXIT_USAGE,
-        )
-    app = _state_app(state, replace=creates and getattr(args, "force", False))
+    if named and not creates:  # a typo must not make a state
+        _check_state_exists(settings)
+    app = _state_app(settings, replace=creates and getattr(args, "force", False))
     control = MockControl(LOCAL_ORIGIN)
     control.session.mount(LOCAL_ORIGIN + "/", WsgiAdapter(app))
 
@@ -158,18 +168,55 @@ def _state_file_target(args: argparse.Namespace) -> tuple[Target, Callable[[], N
         control.close()
         app.extensions[EXTENSION_KEY].store.close()
 
-    return Target(control, state), close
+    return Target(control, describe_state(settings.state)), close
 
 
-def _state_app(state: str, *, replace: bool) -> Flask:
+def _check_state_exists(settings: Settings) -> None:
+    """Refuse a state that is not there (nothing is created): a file path that names nothing,
+    or a Redis with no accounts under the prefix -- a mistyped database number or prefix."""
+    state, shown, prefix = settings.state, describe_state(settings.state), settings.state_prefix
+    if not is_redis_url(state):
+        if not os.path.lexists(state):
+            raise CommandError(
+                f"no state file at {state}: check the path, or create it with "
+                f"`itsocr-mock reset --state {state}` (or `itsocr-mock serve --state {state}`)",
+                EXIT_USAGE,
+            )
+        return
+    if _redis_is_empty(settings):
+        named_prefix = "" if prefix == DEFAULT_PREFIX else f" --state-prefix {prefix}"
+        raise CommandError(
+            f"no state in {shown} under the prefix {prefix!r}: check the URL and --state-prefix "
+            f"(env {ENVIRONMENT['state_prefix']}), or create it with "
+            f"`itsocr-mock reset --state {shown}{named_prefix}`",
+            EXIT_USAGE,
+        )
+
+
+def _redis_is_empty(settings: Settings) -> bool:
+    from mockserver.errors import StateUnavailable
+    from mockserver.store import StateError, open_store
+
+    try:
+        store = open_store(settings.state, prefix=settings.state_prefix)
+    except (StateError, StateUnavailable) as failure:
+        raise CommandError(str(failure), EXIT_USAGE) from None
+    try:
+        return store.is_empty()
+    finally:
+        store.close()
+
+
+def _state_app(settings: Settings, *, replace: bool) -> Flask:
     """The mock's app on the state file, or a one-line CommandError saying why the file cannot
     be used; with `replace`, a file that is not a usable state of this kit is deleted and made
     anew (``reset --force``). A place that cannot be written is refused even then."""
     from mockserver.errors import StateUnavailable
     from mockserver.store import StateError, UnusableState
 
+    state = settings.state
     try:
-        return _app(state)
+        return _app(settings)
     except UnusableState as failure:
         if not replace:
             raise CommandError(str(failure), EXIT_USAGE) from None
@@ -186,15 +233,15 @@ def _state_app(state: str, *, replace: bool) -> Flask:
                 EXIT_USAGE,
             ) from None
     try:
-        return _app(state)
+        return _app(settings)
     except (StateError, StateUnavailable) as failure:
         raise CommandError(str(failure), EXIT_USAGE) from None
 
 
-def _app(state: str) -> Flask:
+def _app(settings: Settings) -> Flask:
     from mockserver.app import create_app
 
-    return create_app(Settings(state=state))
+    return create_app(settings)
 
 
 def _control_failure(failure: ControlApiError) -> CommandError:

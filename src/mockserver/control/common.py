@@ -55,7 +55,9 @@ def json_body(allowed: Collection[str], *, required: Collection[str] = ()) -> di
         body: object = {}
     else:
         try:
-            body = json.loads(raw)
+            body = json.loads(raw, object_pairs_hook=_once_each)
+        except _RepeatedField as repeated:
+            raise BadControlRequest(str(repeated)) from None
         except (ValueError, RecursionError) as failure:
             raise BadControlRequest(f"the body is not valid JSON: {failure}") from None
     if not isinstance(body, dict):
@@ -69,6 +71,19 @@ def json_body(allowed: Collection[str], *, required: Collection[str] = ()) -> di
         if name not in body:
             raise BadControlRequest(f"missing field {name!r}")
     return body
+
+
+class _RepeatedField(ValueError):
+    """A JSON object gives a name twice: which value was meant is a guess, and none is made."""
+
+
+def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in fields:
+            raise _RepeatedField(f"field {name!r} was sent more than once; send it once")
+        fields[name] = value
+    return fields
 
 
 def read_body() -> bytes:

@@ -313,6 +313,27 @@ def test_a_fault_armed_on_the_page_fails_the_next_request(
     assert upload(mock, FREE).status_code == 200
 
 
+def test_a_fault_that_counts_the_image_is_armed_from_the_page(
+    mock: InProcessServer, page: Page
+) -> None:
+    page.goto(mock.url + "/_mock/ui/faults")
+    counts = page.locator("#fault-counts-usage")
+    page.select_option("#fault-outcome", "delay")
+    expect(counts).to_be_disabled()  # only a 500 or a drop may count the image
+    page.select_option("#fault-outcome", "500")
+    expect(counts).to_be_enabled()
+    counts.check()
+    page.click("#add-fault button[type=submit]")
+
+    expect(page.locator(".toast").last).to_have_text(re.compile(r"answer 500 \(image counted\)"))
+    expect(page.locator("#fault-rows tr")).to_have_count(1)
+    (rule,) = control(mock, "GET", "/faults").json()
+    assert (rule["status"], rule["countsUsage"]) == (500, True)
+    assert upload(mock, FREE).status_code == 500
+    usage = control(mock, "GET", "/accounts/demo-free/usage").json()
+    assert usage["imagesUsed"] == 1  # counted, as the live service's 500 may be
+
+
 def test_a_refused_action_says_why(mock: InProcessServer, page: Page) -> None:
     page.goto(mock.url + "/_mock/ui/faults")
     page.select_option("#fault-outcome", "drop")

@@ -10,10 +10,21 @@ const form = document.getElementById("add-fault");
 let shown = null;
 
 function outcomeOf(fault) {
-  if (fault.drop) return "drop the connection";
-  if (fault.status !== null) return `answer ${fault.status}`;
+  const counted = fault.countsUsage ? " (image counted)" : "";
+  if (fault.drop) return `drop the connection${counted}`;
+  if (fault.status !== null) return `answer ${fault.status}${counted}`;
   return "delay only";
 }
+
+// countsUsage goes with a 500 or a drop only (the control API refuses it otherwise).
+const countsUsage = document.getElementById("fault-counts-usage");
+function offerCountsUsage() {
+  const outcome = form.outcome.value;
+  countsUsage.disabled = outcome !== "500" && outcome !== "drop";
+  if (countsUsage.disabled) countsUsage.checked = false;
+}
+form.outcome.addEventListener("change", offerCountsUsage);
+offerCountsUsage();
 
 function renderFaults(faults, refreshNow) {
   const focusedRow = document.activeElement && document.activeElement.dataset.key;
@@ -83,6 +94,7 @@ function faultBody() {
   if (form.delayMs.value !== "" && Number(form.delayMs.value) !== 0) body.delayMs = Number(form.delayMs.value);
   if (form.times.value !== "") body.times = Number(form.times.value);
   if (form.account.value) body.account = form.account.value;
+  if (countsUsage.checked) body.countsUsage = true;
   return body;
 }
 

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 
 from mockserver.backend import DEMO_ACCOUNTS
@@ -88,6 +89,33 @@ def test_serve_refuses_an_unreachable_redis_in_one_line(tmp_path: Path) -> None:
     assert lines[0].startswith("itsocr-mock: error: the mock's state at redis://:***@127.0.0.1:")
     assert "cannot be reached" in lines[0]
     assert "hunter2" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("schema", "says"),
+    [
+        ("2", "was written by a newer itsocr-mock (schema 2; this one knows 1): upgrade the kit"),
+        ("banana", "has a '{prefix}schema' key that is not this kit's ('banana')"),
+    ],
+)
+def test_a_redis_state_this_version_cannot_read_is_refused_unchanged(
+    redis_server: RedisServer, redis_prefix: str, schema: str, says: str
+) -> None:
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    client.set(redis_prefix + "schema", schema)
+    client.set(redis_prefix + "accounts", "whatever a newer version keeps")
+    before = {key: client.dump(key) for key in client.scan_iter(redis_prefix + "*")}
+    command = [sys.executable, "-m", "mockserver.cli"]
+    where = ["--state", redis_server.url, "--state-prefix", redis_prefix]
+    for args in (["serve", "--port", "0", *where], ["usage", "demo-free", *where]):
+        done = subprocess.run(command + args, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert says.format(prefix=redis_prefix) in lines[0]
+    after = {key: client.dump(key) for key in client.scan_iter(redis_prefix + "*")}
+    assert after == before
+    client.close()
 
 
 def test_the_banner_masks_the_redis_password(tmp_path: Path) -> None:

@@ -32,6 +32,8 @@ from mockserver.store.base import (
     AccountRow,
     FaultRow,
     JournalEntry,
+    NewerState,
+    NotOurState,
     Overrides,
     StateError,
     StateStore,
@@ -106,8 +108,23 @@ class RedisStore(StateStore):
 
     @_reaching
     def _start(self) -> None:
-        # Fails at start-up, in one line, when Redis cannot be reached or refuses the password.
+        # Fails at start-up, in one line, when Redis cannot be reached or refuses the password,
+        # or holds under the prefix a state this version cannot read: nothing is changed then.
         self._client.set(self._key("schema"), SCHEMA_VERSION, nx=True)
+        found = self._client.get(self._key("schema"))
+        if found == SCHEMA_VERSION:
+            return
+        where = f"the Redis state {self.path} under the prefix {self.prefix!r}"
+        number = found if isinstance(found, str) and found.isascii() and found.isdigit() else "0"
+        if int(number) > int(SCHEMA_VERSION):
+            raise NewerState(
+                f"{where} was written by a newer itsocr-mock (schema {number}; this one knows "
+                f"{SCHEMA_VERSION}): upgrade the kit, or use another --state-prefix"
+            )
+        raise NotOurState(
+            f"{where} has a {self._key('schema')!r} key that is not this kit's ({found!r}): "
+            "use another --state-prefix"
+        )
 
     def _key(self, name: str) -> str:
         return self.prefix + name

@@ -7,7 +7,6 @@ import http.client
 import os
 import re
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from contract_tests.forms import multipart as build_multipart  # noqa: E402
 from contract_tests.images import noise_png  # noqa: E402, F401 - re-exported for measures
 from mockserver.backend import DEMO_ACCOUNTS  # noqa: E402 - after the path is set
 from mockserver.errors import FileTooLarge  # noqa: E402
+from mockserver.testing import free_port  # noqa: E402
 
 MIB = 1024 * 1024
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -178,13 +178,6 @@ def wrk(url: str, script: Path, connections: int, seconds: int, start: int = 0) 
 
 
 # -- servers ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A port free on the loopback interface right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def post(url: str, body: bytes, timeout: float = 30.0, path: str = OCR_PATH) -> tuple[int, bytes]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import textwrap
 import xml.etree.ElementTree as ET
@@ -28,7 +27,7 @@ from broken import DEFECTS
 from workflows import BIN, JobRun, load, run_job
 
 from mockserver.backend import DEMO_ACCOUNTS
-from mockserver.testing import ServerProcess
+from mockserver.testing import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "examples" / "ci"
@@ -43,12 +42,6 @@ def project(tmp_path: Path) -> Path:
     for script in RECIPES.glob("*.sh"):
         shutil.copy2(script, workspace / "ci" / script.name)
     return workspace
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # -- the recipes' shape (default run) ---------------------------------------------------------

@@ -270,7 +270,7 @@ class RedisServer:
         if not Path(self.program).exists():
             raise RuntimeError(f"{self.program} is missing: apt-get install -y redis-server")
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = self.port or _free_port()
+        self.port = self.port or free_port()
         persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.durable else []
         command = [
             self.program, "--port", str(self.port), "--bind", "127.0.0.1",
@@ -319,8 +319,8 @@ class RedisServer:
         self.stop()
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port free on the loopback interface right now (for a server the caller starts)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+        return int(probe.getsockname()[1])

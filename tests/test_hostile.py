@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import socket
 import sqlite3
 import statistics
@@ -36,6 +37,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -545,6 +547,32 @@ def test_the_journal_is_capped_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None
     kept = store.journal()
     assert 50 < len(kept) < 200  # 200 KB of 2 KB entries, pruned every 500
     assert kept[-1].seq == 1000
+    store.close()
+
+
+@pytest.mark.parametrize(("prompt", "summed"), [(50, False), (4000, True)])
+def test_the_journal_is_summed_only_when_it_may_be_over_its_cap(
+    prompt: int, summed: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Summing 10,000 entries' sizes holds the writer lock 10 ms: pruning does it only when
+    the file's pages could hold more than the cap."""
+    from mockserver.store import JournalEntry, Store, sqlite
+
+    monkeypatch.setattr(sqlite, "JOURNAL_BYTES", 2_000_000)
+    store = Store(tmp_path / "state.sqlite3", journal_limit=1000)
+    statements: list[str] = []
+    store._connection().set_trace_callback(statements.append)
+    for _ in range(1500):
+        store.record(JournalEntry("t", "POST", "/api/v1/ocr", 500, prompt="p" * prompt))
+    count_cap = re.compile(r"DELETE FROM journal WHERE seq <= -?\d+")  # as traced: values in
+    assert sum(bool(count_cap.fullmatch(s)) for s in statements) == 3  # every 500 entries
+    assert any("OVER (ORDER BY seq DESC)" in s for s in statements) is summed
+    kept = store.journal()
+    assert kept[-1].seq == 1500
+    if summed:  # 4 KB entries: the size cap bit (2 MB), under the count cap (1000)
+        assert 400 < len(kept) < 1000
+    else:
+        assert len(kept) == 1000
     store.close()
 
 

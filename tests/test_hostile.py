@@ -538,9 +538,9 @@ def test_control_characters_from_part_headers_are_escaped_in_the_log(
 
 
 def test_the_journal_is_capped_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mockserver.store import JournalEntry, Store, sqlite
+    from mockserver.store import JournalEntry, Store, sqlite_journal
 
-    monkeypatch.setattr(sqlite, "JOURNAL_BYTES", 200_000)
+    monkeypatch.setattr(sqlite_journal, "JOURNAL_BYTES", 200_000)
     store = Store(":memory:")
     for _ in range(1000):
         store.record(JournalEntry("t", "POST", "/api/v1/ocr", 500, prompt="p" * 2000))
@@ -556,9 +556,9 @@ def test_the_journal_is_summed_only_when_it_may_be_over_its_cap(
 ) -> None:
     """Summing 10,000 entries' sizes holds the writer lock 10 ms: pruning does it only when
     the file's pages could hold more than the cap."""
-    from mockserver.store import JournalEntry, Store, sqlite
+    from mockserver.store import JournalEntry, Store, sqlite_journal
 
-    monkeypatch.setattr(sqlite, "JOURNAL_BYTES", 2_000_000)
+    monkeypatch.setattr(sqlite_journal, "JOURNAL_BYTES", 2_000_000)
     store = Store(tmp_path / "state.sqlite3", journal_limit=1000)
     statements: list[str] = []
     store._connection().set_trace_callback(statements.append)

@@ -39,24 +39,30 @@ def restore_root_logger() -> Iterator[None]:
     root.setLevel(level)
 
 
+class Recording(io.StringIO):
+    """A stream that keeps each write, with the name of the thread that made it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[tuple[str, str]] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append((threading.current_thread().name, text))
+        return len(text)
+
+
 def test_lines_are_formatted_and_written_by_the_listener_thread(
     restore_root_logger: None,
 ) -> None:
-    written: list[str] = []
-
-    class Recording(io.StringIO):
-        def write(self, text: str) -> int:
-            written.append(f"{threading.current_thread().name}|{text}")
-            return len(text)
-
-    logs.configure_logging("INFO", Recording())
+    stream = Recording()
+    logs.configure_logging("INFO", stream)
     LOG.info("POST %s %d", "/api/v1/ocr", 200)
     logging.getLogger("itsocr_mock").debug("below the level: not written")
     logs.stop_logging()
 
-    lines = [line for line in written if "itsocr_mock" in line]
+    lines = [write for write in stream.writes if "itsocr_mock" in write[1]]
     assert len(lines) == 1
-    thread, text = lines[0].split("|", 1)
+    thread, text = lines[0]
     assert thread != threading.current_thread().name  # not the request's thread
     assert text.endswith("itsocr_mock.access POST /api/v1/ocr 200\n")
 
@@ -64,18 +70,13 @@ def test_lines_are_formatted_and_written_by_the_listener_thread(
 def test_a_burst_of_lines_is_written_in_a_few_calls_not_one_per_line(
     restore_root_logger: None,
 ) -> None:
-    writes: list[str] = []
-
-    class Recording(io.StringIO):
-        def write(self, text: str) -> int:
-            writes.append(text)
-            return len(text)
-
-    logs.configure_logging("INFO", Recording())
+    stream = Recording()
+    logs.configure_logging("INFO", stream)
     for n in range(200):  # a burst, as under load: one wake-up of the listener for many lines
         LOG.info("request %03d", n)
     logs.stop_logging()
 
+    writes = [text for _, text in stream.writes]
     lines = "".join(writes).splitlines()
     assert [line.rsplit(" ", 1)[-1] for line in lines] == [f"{n:03d}" for n in range(200)]
     assert len(writes) <= 20  # batches (one, unless this machine paused the test for long)

@@ -8,7 +8,7 @@ from werkzeug.http import parse_options_header
 from werkzeug.wrappers import Response as BaseResponse
 
 from mockserver import errors
-from mockserver.connection import Deadline, body_deadline, body_in_hand
+from mockserver.connection import Deadline, body_deadline
 from mockserver.contract import cors_headers, max_file_size
 from mockserver.multipart import MalformedForm, RefusedPartHeaders, UnreadableBody, read_form
 from mockserver.quoting import for_log
@@ -130,10 +130,12 @@ def read_upload() -> Upload:
     timeout = current_app.config["ITSOCR_SETTINGS"].client_timeout
     with body_deadline(request.environ, timeout) as deadline:
         try:
-            # A body the server read whole (worker.py) needs no giving way: no read waits.
-            in_hand = body_in_hand(request.environ)
-            stream = request.stream if in_hand else GivingWay(request.stream, declared_length)
-            form = read_form(stream, boundary)
+            # No deadline: no read waits for the client (the server read the body whole,
+            # worker.py), so none gives the turn up either.
+            stream = request.stream
+            form = read_form(
+                stream if deadline is None else GivingWay(stream, declared_length), boundary
+            )
         except RefusedPartHeaders as refused:
             raise errors.InvalidRequestBody(hint=str(refused)) from None
         except UnreadableBody as problem:

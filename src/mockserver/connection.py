@@ -142,12 +142,6 @@ def hand_over(sock: socket.socket, *, whole_body: bool) -> None:
         _in_hand.discard(sock)
 
 
-def body_in_hand(environ: Mapping[str, Any]) -> bool:
-    """True when the server read the request's whole body before the app ran."""
-    sock = client_socket(environ)
-    return sock is not None and sock in _in_hand
-
-
 def cut_reading_side(sock: socket.socket) -> None:
     """Shut `sock`'s reading side for a body that is late, before the app reads it (the server
     does this, see worker.py); the app's body deadline then counts as expired."""

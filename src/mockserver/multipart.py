@@ -217,9 +217,10 @@ class _DelimiterSearch:
         at = data.find(self.delimiter, pos)
         while at != -1:
             start = self._start(data, at, pos)
-            ending = _DELIMITER_END.match(data, at + len(self.delimiter))
-            if start is not None and ending is not None:
-                return _Delimiter(start, ending.end(), ending.group(1))
+            if start is not None:  # a delimiter's place: does its ending follow?
+                ending = _DELIMITER_END.match(data, at + len(self.delimiter))
+                if ending is not None:
+                    return _Delimiter(start, ending.end(), ending.group(1))
             at = data.find(self.delimiter, at + 1)
         return None
 

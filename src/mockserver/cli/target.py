@@ -145,13 +145,12 @@ def _state_file_target(args: argparse.Namespace) -> tuple[Target, Callable[[], N
     from mockserver.web import EXTENSION_KEY
 
     named = args.state or os.environ.get(ENVIRONMENT["state"])
-    if getattr(args, "state_prefix", None) == "":
+    prefix = getattr(args, "state_prefix", None)
+    if prefix == "":
         raise CommandError("--state-prefix must not be empty", EXIT_USAGE)
     settings = Settings(
         state=named or default_state_path(),
-        state_prefix=getattr(args, "state_prefix", None)
-        or os.environ.get(ENVIRONMENT["state_prefix"])
-        or DEFAULT_PREFIX,
+        state_prefix=prefix or os.environ.get(ENVIRONMENT["state_prefix"]) or DEFAULT_PREFIX,
     )
     if settings.in_memory:
         raise CommandError(

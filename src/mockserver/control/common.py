@@ -56,8 +56,6 @@ def json_body(allowed: Collection[str], *, required: Collection[str] = ()) -> di
     else:
         try:
             body = json.loads(raw, object_pairs_hook=_once_each)
-        except _RepeatedField as repeated:
-            raise BadControlRequest(str(repeated)) from None
         except (ValueError, RecursionError) as failure:
             raise BadControlRequest(f"the body is not valid JSON: {failure}") from None
     if not isinstance(body, dict):
@@ -73,15 +71,18 @@ def json_body(allowed: Collection[str], *, required: Collection[str] = ()) -> di
     return body
 
 
-class _RepeatedField(ValueError):
-    """A JSON object gives a name twice: which value was meant is a guess, and none is made."""
+def repeated_field(name: str) -> BadControlRequest:
+    """The 400 for a field a body gives more than once: which value was meant is a guess, and
+    none is made (a JSON object's name, a form's field)."""
+    return BadControlRequest(f"field {name!r} was sent more than once; send it once")
 
 
 def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads's object_pairs_hook: what it raises comes out of json.loads as it is.
     fields: dict[str, Any] = {}
     for name, value in pairs:
         if name in fields:
-            raise _RepeatedField(f"field {name!r} was sent more than once; send it once")
+            raise repeated_field(name)
         fields[name] = value
     return fields
 

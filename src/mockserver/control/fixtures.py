@@ -11,7 +11,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from mockserver.api import MULTIPART_OVERHEAD
 from mockserver.contract import max_file_size
-from mockserver.control.common import PayloadTooLarge
+from mockserver.control.common import PayloadTooLarge, repeated_field
 from mockserver.errors import BadControlRequest
 from mockserver.state import RegisteredFixture
 from mockserver.web import current_backend, json_response
@@ -50,9 +50,7 @@ def add_fixture() -> Response:
         raise BadControlRequest(f"unknown field {unknown[0]!r}; expected {', '.join(_FIELDS)}")
     repeated = [f for f in _FIELDS if len(form.getlist(f)) + len(files.getlist(f)) > 1]
     if repeated:
-        # A form field is one string: taking the first or the last copy would register a
-        # text the client may not have meant.
-        raise BadControlRequest(f"field {repeated[0]!r} was sent more than once; send it once")
+        raise repeated_field(repeated[0])
     image = files.get("image")
     if image is None:
         raise BadControlRequest("send the image as a file part named `image`")

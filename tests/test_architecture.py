@@ -33,6 +33,7 @@ LAYERS: list[set[str]] = [
         "store.database",
         "store.sqlite",
         "store.redis",
+        "store.redis_client",
         "store.redis_scripts",
         "store.redis_rows",
     },

@@ -73,6 +73,61 @@ def test_a_lost_redis_is_the_live_500_and_a_control_503_until_it_is_back(
         assert mock.backend.store.usage(FREE.id, period)[0] == 2  # the 500 was not counted
 
 
+def round_trips(redis_url: str, action: Callable[[], object]) -> list[str]:
+    """The commands clients sent Redis while `action` ran (not those of scripts), from its
+    MONITOR stream, between two ECHO markers."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    sent: list[str] = []
+    with client.monitor() as monitor:
+        client.echo("itsocr-test-begin")
+        for command in monitor.listen():
+            if "itsocr-test-begin" in command["command"]:
+                break
+        action()
+        client.echo("itsocr-test-end")
+        for command in monitor.listen():
+            if "itsocr-test-end" in command["command"]:
+                break
+            if command["client_type"] != "lua":
+                sent.append(command["command"].split(" ")[0])
+    client.close()
+    return sent
+
+
+@pytest.mark.parametrize(
+    ("token", "status"), [(PRO.token, 200), (PRO.token[:-1] + "x", 401), (None, 401)]
+)
+def test_an_ocr_request_is_two_round_trips_to_redis(
+    redis_server: RedisServer,
+    redis_prefix: str,
+    make_image: Callable[..., bytes],
+    token: str | None,
+    status: int,
+) -> None:
+    """Arriving (overrides, token, usage) in one script, then the count or the journal: a
+    round trip is a wait for the network, and the whole of a Redis state's extra cost."""
+    image = make_image("image/png")
+    settings = Settings(state=redis_server.url, state_prefix=redis_prefix)
+    with InProcessServer(settings) as mock:
+        # Each script is loaded into Redis by its first use.
+        assert upload(mock.url, image, PRO.token).status_code == 200
+        assert upload(mock.url, image, PRO.token[:-1] + "x").status_code == 401
+        answers: list[requests.Response] = []
+        sent = round_trips(
+            redis_server.url,
+            lambda: answers.append(
+                requests.post(
+                    mock.url + "/api/v1/ocr",
+                    headers={"Authorization": f"Bearer {token}"} if token else {},
+                    files={"file": ("scan.png", image, "image/png")},
+                    timeout=30,
+                )
+            ),
+        )
+    assert answers[0].status_code == status
+    assert sent == ["EVALSHA", "EVALSHA"]
+
+
 def test_serve_refuses_an_unreachable_redis_in_one_line(tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "redis").start()
     url = server.url.replace("redis://", "redis://:hunter2@")

@@ -19,7 +19,14 @@ from mockserver import errors
 from mockserver.backend import DEMO_ACCOUNTS, Backend, digest
 from mockserver.clock import parse_instant
 from mockserver.errors import StateUnavailable
-from mockserver.store import FaultRow, JournalEntry, StateError, StateStore, Store
+from mockserver.store import (
+    FaultRow,
+    JournalEntry,
+    ReadAhead,
+    StateError,
+    StateStore,
+    Store,
+)
 from mockserver.store.redis import RedisStore
 from mockserver.testing import RedisServer
 
@@ -121,6 +128,38 @@ def test_the_journal_keeps_the_newest_entries_up_to_its_cap(
     assert store.count_image("acct_c", "2026-01", None, 10, entry(200, "acct_c"))
     assert [e.account_id for e in store.journal()][-1] == "acct_c"
     assert len(store.journal()) == 5
+    store.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "file", "redis"])
+def test_an_ocr_requests_read_ahead_answers_as_its_lookups_would(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    backend = Backend(open_each(kind, request))
+    backend.reset()
+    account, new = backend.create_account("free")
+    token = digest(new.token)
+    store = backend.store
+    assert store.count_image(account.id, "2026-03", 10, 100, entry(200, account.id))
+    found = store.find_token(token)
+    with store.arriving(ReadAhead(token, "2026-03")) as overrides:
+        assert overrides == store.overrides()
+        assert store.find_token(token) == found
+        assert store.find_token(digest(DEMO_ACCOUNTS[0].token)) != found  # another token
+        assert store.usage(account.id, "2026-02") == (0, 0)  # another month: read as asked
+        assert store.usage(account.id, "2026-03") == (1, 100)
+        assert store.count_image(account.id, "2026-03", 10, 50, entry(200, account.id))
+        assert store.usage(account.id, "2026-03") == (2, 150)  # what was read ahead is spent
+        assert store.find_token(token) == found
+    assert found is not None
+    store.revoke_token(found[0].id, "2026-03-02T00:00:00.000Z")
+    with store.arriving(ReadAhead(token, "2026-03")):
+        revoked = store.find_token(token)
+        assert revoked is not None
+        assert revoked[0].revoked_at == "2026-03-02T00:00:00.000Z"
+    with store.arriving(ReadAhead(None, "2026-03")) as overrides:  # a header without a token
+        assert overrides == store.overrides()
+        assert store.find_token(token) == revoked
     store.close()
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from mockserver import errors
-from mockserver.clock import format_instant, parse_instant, period_of
+from mockserver.clock import format_instant, parse_instant, period_of, utc_now
 from mockserver.contract import allowed_media_types, max_file_size
 from mockserver.fixtures import Recognition
 from mockserver.imaging import Decoding
@@ -32,7 +32,7 @@ from mockserver.state import (  # re-exported: the control state's names
     error_for_status,
     known_plan,
 )
-from mockserver.store import AccountRow, FaultRow, JournalEntry, Overrides, TokenRow
+from mockserver.store import AccountRow, FaultRow, JournalEntry, Overrides, ReadAhead, TokenRow
 from mockserver.tokens import (  # re-exported: the token helpers' names
     DEMO_ACCOUNTS,
     DISPLAY_PREFIX_LENGTH,
@@ -200,13 +200,16 @@ class Backend(MockState):
         entry: JournalEntry,
         started: float,
     ) -> OcrResult:
-        overrides = self.store.overrides()
-        now = self.now(overrides)
-        entry.time = format_instant(now)
-        principal = self.authenticate(authorization, now)
-        entry.account_id, entry.token_prefix = principal.account.id, principal.token.prefix
-        period = period_of(now)
-        self.check_quota(principal, period)
+        # The state is read once on arrival, with what authentication and the quota look up
+        # next (a state across the network then answers them from that one read).
+        ahead = ReadAhead(_digest_of(authorization), period_of(utc_now()))
+        with self.store.arriving(ahead) as overrides:
+            now = self.now(overrides)
+            entry.time = format_instant(now)
+            principal = self.authenticate(authorization, now)
+            entry.account_id, entry.token_prefix = principal.account.id, principal.token.prefix
+            period = period_of(now)
+            self.check_quota(principal, period)
         upload = read_upload()
         try:
             return self._process(principal, upload, entry, started, period, overrides)
@@ -374,6 +377,15 @@ class Backend(MockState):
         joined = "; ".join(filter(None, (entry.hint, hint))) or None
         entry.hint = abbreviated(joined) if joined is not None else None
         entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+
+
+def _digest_of(authorization: str | None) -> str | None:
+    """The digest of the header's token, or None when the header holds none (authentication
+    then tells the client why, in the live order of checks)."""
+    try:
+        return digest(parse_authorization(authorization))
+    except errors.ApiError:
+        return None
 
 
 def log_access(entry: JournalEntry) -> None:

@@ -11,7 +11,8 @@ When the state cannot be reached it raises `errors.StateUnavailable`, nothing el
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +85,16 @@ class Overrides:
     frozen_now: str | None  # ISO-8601, or None for real time
     any_faults: bool
     any_fixtures: bool
+
+
+@dataclass(frozen=True)
+class ReadAhead:
+    """What an OCR request looks up right after its overrides: the token with this SHA-256
+    digest (None when the request's header holds no token), and the usage of that token's
+    account in `period` -- the month of real time, which a frozen clock may not ask for."""
+
+    digest: str | None
+    period: str
 
 
 @dataclass
@@ -215,6 +226,17 @@ class StateStore(ABC):
     def overrides(self) -> Overrides:
         """The frozen clock and whether any fault rule or registered fixture exists, read
         together: an OCR request reads them once."""
+
+    @contextmanager
+    def arriving(self, ahead: ReadAhead) -> Iterator[Overrides]:
+        """An OCR request's first read, its `overrides()`, for the duration of the request.
+
+        A store across the network reads what `ahead` names in the same round trip, and
+        answers this thread's first `find_token` and `usage` calls for it from that read until
+        the block ends (a request's round trips are its cost: see `store.redis`). A local
+        store, like this default, reads the overrides alone and every lookup when asked.
+        """
+        yield self.overrides()
 
     @abstractmethod
     def frozen_now(self) -> str | None:

@@ -63,6 +63,15 @@ local function append_journal(entry, cap, max_bytes)
     return seq
 end
 
+local function find_token(digest)
+    local id = redis.call('GET', P .. 'digest:' .. digest)
+    if not id then return nil end
+    local account_id = redis.call('HGET', P .. 'token:' .. id, 'account_id')
+    if not account_id then return nil end
+    return {redis.call('HGETALL', P .. 'token:' .. id),
+            redis.call('HGETALL', P .. 'account:' .. account_id), account_id}
+end
+
 local function rows(index, kind)
     local found = {}
     for _, id in ipairs(redis.call('ZRANGE', index, 0, -1)) do
@@ -121,14 +130,23 @@ redis.call(ARGV[5] == 'keep' and 'HSETNX' or 'HSET', P .. ARGV[2], ARGV[3], ARGV
 return 1
 """
 
-# ARGV: P, digest -> {token hash, account hash (empty if deleted)} or nil
+# ARGV: P, digest -> {token hash, account hash (empty if deleted), account id} or nil
 FIND_TOKEN = """
-local id = redis.call('GET', P .. 'digest:' .. ARGV[2])
-if not id then return nil end
-local account_id = redis.call('HGET', P .. 'token:' .. id, 'account_id')
-if not account_id then return nil end
-return {redis.call('HGETALL', P .. 'token:' .. id),
-        redis.call('HGETALL', P .. 'account:' .. account_id)}
+return find_token(ARGV[2])
+"""
+
+# ARGV: P, digest ('' for none), period -> what an OCR request reads first, in one round trip:
+# {frozen instant or nil, any fault (0/1), any fixture (0/1), the token as FIND_TOKEN gives it
+# (empty if none), images used and bytes processed in the period by the token's account}
+ARRIVE = """
+local found = ARGV[2] ~= '' and find_token(ARGV[2]) or {}
+local used = {}
+if found[3] then
+    local key = P .. 'usage:' .. found[3]
+    used = redis.call('HMGET', key, ARGV[3] .. ':images', ARGV[3] .. ':bytes')
+end
+return {redis.call('GET', P .. 'clock'), redis.call('EXISTS', P .. 'faults'),
+        redis.call('EXISTS', P .. 'fixtures'), found, used[1] or '0', used[2] or '0'}
 """
 
 # ARGV: P, account id, period, limit (-1: none), size, journal entry JSON, journal caps
@@ -219,6 +237,7 @@ _BODIES = {
     "delete_account": DELETE_ACCOUNT,
     "update_field": UPDATE_FIELD,
     "find_token": FIND_TOKEN,
+    "arrive": ARRIVE,
     "count_image": COUNT_IMAGE,
     "record": RECORD,
     "list_rows": LIST_ROWS,

@@ -340,12 +340,15 @@ def busy_port() -> Iterator[int]:
         yield other.getsockname()[1]
 
 
+@pytest.mark.parametrize(
+    "command", [("serve",), ("proxy", "--upstream", "http://127.0.0.1:9")], ids=["serve", "proxy"]
+)
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_port_in_use_is_one_line_not_gunicorns_retries(
-    busy_port: int, workers: str, tmp_path: Path
+    busy_port: int, command: tuple[str, ...], workers: str, tmp_path: Path
 ) -> None:
     state = tmp_path / "state.sqlite3"
-    done = console("serve", "--port", str(busy_port), "--workers", workers, "--state", str(state))
+    done = console(*command, "--port", str(busy_port), "--workers", workers, "--state", str(state))
     message = f"port {busy_port} on 127.0.0.1 is in use; pick another or --port 0"
     assert_one_line(done, message, 2)
     assert not state.exists()

@@ -10,7 +10,8 @@ count and never falls over on bad input.
   ``--client-timeout`` seconds; neither does a fault rule's delay hold them up.
 - Answers given before the body is read (too large, unknown token) reach clients that read
   only once they have sent everything; a 60 MiB refusal and a 20 MiB PNG cost no memory.
-- Several workers listen each on a socket of their own and share a burst of connections.
+- A second mock on a port in use is refused in one line (how workers share connections:
+  test_balancing.py).
 - Schemathesis in negative mode: no 5xx but the documented OCR failure.
 
 Requests are written on raw sockets where no HTTP client would send them (a Content-Length
@@ -262,65 +263,7 @@ def simultaneous(url: str, request: bytes, count: int) -> list[Reply]:
             sock.close()
 
 
-# -- workers share the connections -----------------------------------------------------------
-
-
-ESTABLISHED, LISTEN = "01", "0A"  # TCP states as /proc/net/tcp writes them
-
-
-def sockets_per_worker(server: ServerProcess, port: int, state: str) -> list[set[str]]:
-    """The TCP sockets on `port`, in `state`, that each worker holds (read from /proc)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for line in Path(table).read_text().splitlines()[1:]:
-                fields = line.split()
-                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
-                    inodes.add(f"socket:[{fields[9]}]")
-    return [
-        {link for fd in Path(f"/proc/{pid}/fd").iterdir() if (link := os.readlink(fd)) in inodes}
-        for pid in worker_pids(server)
-    ]
-
-
-def listening_sockets(server: ServerProcess, port: int, workers: int) -> list[set[str]]:
-    """The listening sockets of each worker, once each has one: a worker process exists a
-    moment before it has opened its socket."""
-    deadline = time.monotonic() + SOCKET_TIMEOUT
-    while True:
-        listening = sockets_per_worker(server, port, LISTEN)
-        ready = len(listening) == workers and all(listening)
-        if ready or time.monotonic() > deadline:
-            return listening
-        time.sleep(0.02)
-
-
-def test_two_workers_listen_each_on_its_own_socket_and_share_connections(
-    tmp_path: Path, make_image: Callable[..., bytes]
-) -> None:
-    """Workers racing to accept on one shared socket let one of them take a whole burst of
-    connections; with a socket each, the kernel spreads them."""
-    request = request_bytes(form(part("file", make_image(), b"a.png", "image/png")))
-    request = request.replace(b"Connection: close", b"Connection: keep-alive")
-    with ServerProcess(args=["--workers", "2"], state=tmp_path / "state.sqlite3") as server:
-        all_workers(server, 2)
-        origin = urlsplit(server.url)
-        port = origin.port or 0
-        listening = listening_sockets(server, port, 2)
-        assert [len(held) for held in listening] == [1, 1]
-        assert len(set.union(*listening)) == 2, "the workers share one listening socket"
-        sockets = [socket.create_connection((origin.hostname, port), timeout=10) for _ in range(16)]
-        try:
-            for sock in sockets:
-                sock.sendall(request)
-            for sock in sockets:  # each answered, its connection kept open
-                assert read_reply(sock).status == 200
-            counts = [len(held) for held in sockets_per_worker(server, port, ESTABLISHED)]
-        finally:
-            for sock in sockets:
-                sock.close()
-    assert sum(counts) == 16
-    assert min(counts) >= 2, counts  # all but one on one worker: 17 chances in 65,536
+# -- the port --------------------------------------------------------------------------------
 
 
 def test_a_second_mock_on_the_same_port_is_refused(tmp_path: Path) -> None:

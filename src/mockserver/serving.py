@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +12,7 @@ from gunicorn.arbiter import Arbiter
 
 from mockserver.api import OCR_PATH
 from mockserver.app import create_app
+from mockserver.balancing import balancing_hooks
 from mockserver.logs import stop_logging
 from mockserver.settings import Settings
 from mockserver.store import describe_state
@@ -53,16 +53,17 @@ def banner(base_url: str, settings: Settings) -> str:
 
 def gunicorn_options(host: str, port: int, workers: int, log_level: str) -> dict[str, Any]:
     """The kit's gunicorn settings (also used by the benchmark's floor, for a like-for-like
-    comparison). With several workers, each listens on a socket of its own (SO_REUSEPORT): the
-    kernel then spreads connections evenly, where workers racing to accept on one shared socket
-    let one of them take every connection of a burst -- half the throughput, as measured with
-    16 keep-alive connections on two workers. Reserve the port first (`reserve_port`)."""
+    comparison). The workers share one listening socket and take its connections by load
+    (balancing.py): a socket per worker (SO_REUSEPORT) let the kernel's address hash put 11
+    of 16 keep-alive connections on one worker of two, and workers racing to accept on a
+    shared socket with nothing more can let one take every connection of a burst."""
     return {
-        "reuse_port": workers > 1 and hasattr(socket, "SO_REUSEPORT"),
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
-        # gthread, with a thread per request rather than per connection (worker.py).
+        # gthread, with a thread per request rather than per connection (worker.py), taking
+        # connections by load (balancing.py, whose master hooks give each worker its slot).
         "worker_class": "mockserver.worker.HeadFirstWorker",
+        **balancing_hooks(workers),
         "threads": THREADS_PER_WORKER,
         "timeout": WORKER_TIMEOUT,
         "graceful_timeout": 5,
@@ -74,27 +75,6 @@ def gunicorn_options(host: str, port: int, workers: int, log_level: str) -> dict
         "accesslog": None,
         "loglevel": log_level.lower(),
     }
-
-
-def reserve_port(host: str, port: int) -> socket.socket:
-    """Hold `host:port` (port 0: a free one) for workers that each listen on it.
-
-    The socket is bound, never listening: it takes no connection, only the port. Raises
-    OSError when the address is in use -- by a program of any kind, including another mock
-    with workers of its own, which SO_REUSEPORT alone would let share it.
-    """
-    family, kind, _, _, address = socket.getaddrinfo(
-        host.strip("[]"), port, type=socket.SOCK_STREAM
-    )[0]
-    with socket.socket(family, kind) as probe:  # without SO_REUSEPORT: fails if taken at all
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind(address)
-        address = probe.getsockname()
-    held = socket.socket(family, kind)
-    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    held.bind(address)
-    return held
 
 
 class MockServer(BaseApplication):  # type: ignore[misc]
@@ -110,17 +90,9 @@ class MockServer(BaseApplication):  # type: ignore[misc]
     ) -> None:
         self.settings = settings
         HeadFirstWorker.body_timeout = settings.client_timeout  # inherited by the workers
-        options = gunicorn_options(host, port, workers, settings.log_level)
-        self.reserved: socket.socket | None = None
-        if options["reuse_port"]:  # workers listen on their own sockets, on one port
-            self.reserved = reserve_port(host, port)
-            port = self.reserved.getsockname()[1]
-            options = gunicorn_options(host, port, workers, settings.log_level)
-        self.base_url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
         self.options: dict[str, Any] = {
-            **options,
+            **gunicorn_options(host, port, workers, settings.log_level),
             "when_ready": self._when_ready,
-            "post_worker_init": self._post_worker_init,
             # A worker's queued log lines are written before it exits (logs.py).
             "worker_exit": lambda _arbiter, _worker: stop_logging(),
         }
@@ -158,16 +130,11 @@ class MockServer(BaseApplication):  # type: ignore[misc]
         return in_turns(self.application, paths={OCR_PATH})
 
     def _when_ready(self, server: Any) -> None:
-        if not server.LISTENERS:
-            return  # the workers listen on their own sockets: the first one tells (below)
+        # The socket listens (port 0: the one the system chose): connections queue until a
+        # worker takes them.
         host, port = server.LISTENERS[0].sock.getsockname()[:2]
         host = f"[{host}]" if ":" in host else host
         self._ready(f"http://{host}:{port}")
-
-    def _post_worker_init(self, worker: Any) -> None:
-        # With a socket per worker, the server takes connections once the first worker listens.
-        if self.reserved is not None and worker.age == 1:
-            self._ready(self.base_url)
 
     def _ready(self, base_url: str) -> None:
         print(banner(base_url, self.settings), file=sys.stderr, flush=True)

@@ -27,8 +27,7 @@ from collections import deque
 from functools import partial
 from typing import Any
 
-from gunicorn.workers.gthread import ThreadWorker
-
+from mockserver.balancing import BalancedWorker
 from mockserver.connection import cut_reading_side, hand_over
 
 HEAD_TIMEOUT = 10.0  # seconds for a request head (and the start of its body) to arrive
@@ -89,8 +88,9 @@ def head_complete(received: bytes | bytearray) -> bool:
     return received.find(_HEAD_END) >= 0
 
 
-class HeadFirstWorker(ThreadWorker):  # type: ignore[misc]
-    """gunicorn's gthread worker; a connection gets a thread once its request has arrived."""
+class HeadFirstWorker(BalancedWorker):
+    """gunicorn's gthread worker; a connection gets a thread once its request has arrived, and
+    a new connection goes to the worker that holds the fewest (balancing.py)."""
 
     body_timeout = 30.0  # Settings.client_timeout, set by serving.MockServer before the fork
 

@@ -1,8 +1,11 @@
-"""What every `itsocr-mock` command shares: exit codes, the one-line failure, argument types."""
+"""What every `itsocr-mock` command shares: exit codes, the one-line failure, argument types,
+the checks of an address to serve on."""
 
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 import sys
 
 URL_ENV = "ITSOCR_MOCK_URL"
@@ -59,3 +62,34 @@ def refuse_an_open_control_api(host: str, admin_token: str | None, *, or_else: s
         f"{remedy}{', or ' + or_else if or_else else ''}",
         EXIT_USAGE,
     )
+
+
+def check_address(host: str, port: int) -> None:
+    """Raise a CommandError (exit 2) unless `host:port` can be bound now.
+
+    The probe binds as gunicorn does (SO_REUSEADDR, so a port left in TIME_WAIT is fine) and
+    lets go at once: another program could still take the port in the instant before gunicorn
+    binds it, but the common mistake -- a second mock on the same port -- is told at once.
+    """
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM
+        )[0]
+    except (socket.gaierror, UnicodeError, OverflowError) as failure:  # Overflow: port > 65535
+        reason = getattr(failure, "strerror", None) or str(failure)
+        raise CommandError(f"cannot listen on {host}: {reason}", EXIT_USAGE) from None
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as failure:
+            raise _address_error(host, port, failure) from None
+
+
+def _address_error(host: str, port: int, failure: OSError) -> CommandError:
+    if failure.errno == errno.EADDRINUSE:
+        return CommandError(
+            f"port {port} on {host} is in use; pick another or --port 0", EXIT_USAGE
+        )
+    reason = failure.strerror or str(failure)
+    return CommandError(f"cannot listen on {host}:{port}: {reason}", EXIT_USAGE)

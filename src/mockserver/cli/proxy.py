@@ -10,7 +10,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mockserver.cli.common import count_argument, fail, refuse_an_open_control_api
+from mockserver.cli.common import (
+    check_address,
+    count_argument,
+    fail,
+    refuse_an_open_control_api,
+)
 from mockserver.settings import ENVIRONMENT
 from mockserver.store import MEMORY
 
@@ -71,6 +76,7 @@ def proxy_command(args: argparse.Namespace) -> int:
     from mockserver.proxy.app import ProxySettings
     from mockserver.settings import Settings
 
+    check_address(args.host, args.port)  # as serve does; gunicorn would retry for five seconds
     problem = _check(args) or _check_state(args.state)
     if problem:
         return fail(problem)
@@ -133,10 +139,7 @@ def _run(settings: Any, args: argparse.Namespace) -> int:
     from mockserver.proxy.serving import ProxyServer, forwarded_count
 
     configure_logging(settings.log_level)
-    try:
-        server = ProxyServer(settings, args.host, args.port, args.workers)
-    except OSError as failure:
-        return fail(f"cannot listen on {args.host}:{args.port}: {failure.strerror or failure}")
+    server = ProxyServer(settings, args.host, args.port, args.workers)
     master = os.getpid()
     try:
         server.run()

@@ -10,13 +10,17 @@ are committed whole or not at all either way.
 from __future__ import annotations
 
 import argparse
-import errno
 import math
-import socket
 from pathlib import Path
 from typing import Any
 
-from mockserver.cli.common import EXIT_USAGE, CommandError, fail, refuse_an_open_control_api
+from mockserver.cli.common import (
+    EXIT_USAGE,
+    CommandError,
+    check_address,
+    fail,
+    refuse_an_open_control_api,
+)
 from mockserver.settings import ENVIRONMENT, Settings
 from mockserver.store import StateError, UnusableState, describe_state
 
@@ -96,17 +100,14 @@ def _port(text: str) -> int:
 def serve_command(args: argparse.Namespace) -> int:
     """`itsocr-mock serve`."""
     # The address first, before the heavy imports: gunicorn would retry for five seconds.
-    _check_address(args.host, args.port)
+    check_address(args.host, args.port)
     settings = _settings(args)
     from mockserver.errors import StateUnavailable
     from mockserver.fixtures import FixtureError
     from mockserver.logs import configure_logging, stop_logging
     from mockserver.serving import MockServer
 
-    try:
-        server = MockServer(settings, args.host, args.port, args.workers)
-    except OSError as failure:  # the port, reserved up front for several workers
-        raise _address_error(args.host, args.port, failure) from None
+    server = MockServer(settings, args.host, args.port, args.workers)
     configure_logging(settings.log_level)
     try:
         server.run()  # loads the app (and the fixtures) before any worker starts
@@ -160,34 +161,3 @@ def _settings(args: argparse.Namespace) -> Settings:
     if settings.control:
         refuse_an_open_control_api(args.host, settings.admin_token, or_else="--no-control")
     return settings
-
-
-def _check_address(host: str, port: int) -> None:
-    """Raise a CommandError unless `host:port` can be bound now.
-
-    The probe binds as gunicorn does (SO_REUSEADDR, so a port left in TIME_WAIT is fine) and
-    lets go at once: another program could still take the port in the instant before gunicorn
-    binds it, but the common mistake -- a second mock on the same port -- is told at once.
-    """
-    try:
-        family, kind, _, _, address = socket.getaddrinfo(
-            host.strip("[]"), port, type=socket.SOCK_STREAM
-        )[0]
-    except (socket.gaierror, UnicodeError) as failure:
-        reason = getattr(failure, "strerror", None) or str(failure)
-        raise CommandError(f"cannot listen on {host}: {reason}", EXIT_USAGE) from None
-    with socket.socket(family, kind) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address)
-        except OSError as failure:
-            raise _address_error(host, port, failure) from None
-
-
-def _address_error(host: str, port: int, failure: OSError) -> CommandError:
-    if failure.errno == errno.EADDRINUSE:
-        return CommandError(
-            f"port {port} on {host} is in use; pick another or --port 0", EXIT_USAGE
-        )
-    reason = failure.strerror or str(failure)
-    return CommandError(f"cannot listen on {host}:{port}: {reason}", EXIT_USAGE)

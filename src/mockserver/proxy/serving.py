@@ -33,7 +33,7 @@ def proxy_banner(base_url: str, settings: ProxySettings) -> str:
 
 class ProxyServer(MockServer):
     """gunicorn running the proxy's app, with the mock's worker settings (threads per worker,
-    one socket per worker); no turns: a proxy waits on the network, it computes nothing."""
+    connections shared by load); no turns: a proxy waits on the network, it computes nothing."""
 
     def __init__(
         self,

@@ -262,16 +262,16 @@ def measure_huge_upload(work: Path, results: Results, runs: int) -> None:
         lambda p: mock_command(p, work / "huge.sqlite3"), work / "mock.log", small
     ) as mock:
         workers = mock.workers()
-        for _ in range(8 * len(workers)):  # every worker serves a few: its baseline is warm
-            post(mock.url, small)
+        for _ in range(8):  # every worker serves a few: its baseline is warm
+            on_each_worker(mock.url, len(workers), lambda sock: post_on(sock, small))
         cold = {pid: memory(pid) for pid in workers}
         # The first refusals run code and fill buffers no small request did, once per worker:
         # measured apart, so that "unchanged" is about what every further upload costs.
-        for _ in range(4 * len(workers)):
-            time_to_answer(mock.url, body)
+        for _ in range(4):
+            on_each_worker(mock.url, len(workers), lambda sock: time_to_answer(sock, body))
         before = {pid: memory(pid) for pid in workers}
         for _ in range(runs):
-            results.huge_ms.append(time_to_answer(mock.url, body))
+            results.huge_ms.append(time_to_answer(connect(mock.url), body))
         after = {pid: memory(pid) for pid in workers}
         results.huge_requests = requests_view(mock.url, body)
         results.huge_http_client = http_client_view(mock.url, body)
@@ -286,18 +286,56 @@ def measure_huge_upload(work: Path, results: Results, runs: int) -> None:
     progress(f"60 MiB upload: 400 in {statistics.median(results.huge_ms):.1f} ms")
 
 
-def time_to_answer(url: str, body: bytes) -> float:
-    """Milliseconds from the first byte sent to the complete response, for a client that
-    reads while it is still sending and stops sending once answered (as curl does); checks
-    that the answer is the JSON 400."""
+def connect(url: str) -> socket.socket:
+    """A connection to the mock at `url`."""
     host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def on_each_worker(url: str, workers: int, send: Callable[[socket.socket], object]) -> None:
+    """`send` on `workers` connections opened first and held together: the workers take
+    connections by load (balancing.py), so each serves one. One connection at a time could
+    go to the same worker every time: sequential clients are a tie, which either may take."""
+    connections = []
+    try:
+        for _ in range(workers):
+            connections.append(connect(url))
+            time.sleep(0.005)  # taken by a worker before the next one is weighed
+        for sock in connections:
+            send(sock)
+    finally:
+        for sock in connections:
+            sock.close()
+
+
+def post_on(sock: socket.socket, body: bytes) -> None:
+    """POST the multipart `body` to the OCR endpoint on `sock`; checks that it is answered."""
+    host, port = sock.getpeername()[:2]
     head = (
-        f"POST {OCR_PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
+        f"POST {OCR_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n"
+        + "".join(f"{key}: {value}\r\n" for key, value in HEADERS.items())
+        + "Connection: close\r\n\r\n"
+    ).encode()
+    sock.sendall(head + body)
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    response.read()
+    if response.status != 200:
+        raise RuntimeError(f"a warm-up upload answered {response.status}")
+
+
+def time_to_answer(sock: socket.socket, body: bytes) -> float:
+    """Milliseconds from the first byte sent on `sock` to the complete response, for a client
+    that reads while it is still sending and stops sending once answered (as curl does);
+    checks that the answer is the JSON 400. Closes `sock`."""
+    host, port = sock.getpeername()[:2]
+    head = (
+        f"POST {OCR_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n"
         + "".join(f"{key}: {value}\r\n" for key, value in HEADERS.items())
         + "\r\n"
     ).encode()
     request = head + body
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
+    with sock:
         began = time.perf_counter()
         sender = threading.Thread(target=_send_quietly, args=(sock, request), daemon=True)
         sender.start()

@@ -357,4 +357,13 @@ NOTES = """\
   1,300 req/s, so 16 connections wait about 12 ms on average, before any tail: the p99 comes
   and goes around 30 ms from run to run (see its lowest and highest); compare it with the
   floor's, measured in the same rounds.
+- **Connections per worker**: each worker computes one request at a time, so a worker holding
+  more of wrk's 16 connections answers each of them later. A socket per worker (SO_REUSEPORT,
+  until December) let the kernel's address hash split them 11/5 or 12/4 in some runs, and
+  those runs set the p99 (30-38 ms). The workers now take connections by load
+  (`mockserver/balancing.py`), 8/8; in alternating runs of both versions the p99 went from
+  26-38 ms (median 33) to 24-30 ms (median 26).
+- **Redis**: an OCR request is two round trips to Redis (one script reads the overrides, the
+  token and its usage; one counts the image with its journal entry), each a wait during which
+  the worker computes other requests. Redis runs on the same two cores here.
 """

@@ -7,6 +7,7 @@ import http.client
 import os
 import re
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -180,10 +181,24 @@ def wrk(url: str, script: Path, connections: int, seconds: int, start: int = 0) 
 # -- servers ---------------------------------------------------------------------------------
 
 
-def post(url: str, body: bytes, timeout: float = 30.0, path: str = OCR_PATH) -> tuple[int, bytes]:
-    """POST a multipart body to the OCR endpoint (`path` on the origin `url`); (status, body)."""
+def connect(url: str, timeout: float = 10.0) -> socket.socket:
+    """A new connection to the server at the origin `url`."""
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=timeout)
+
+
+def post(
+    url: str,
+    body: bytes,
+    timeout: float = 30.0,
+    path: str = OCR_PATH,
+    sock: socket.socket | None = None,
+) -> tuple[int, bytes]:
+    """POST a multipart body to the OCR endpoint (`path` on the origin `url`), on `sock` if
+    given (closed after), else on a new connection; (status, body)."""
     host, port = url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    connection.sock = sock  # http.client connects only when it has no socket
     try:
         connection.request("POST", path, body=body, headers=HEADERS)
         response = connection.getresponse()

@@ -20,7 +20,6 @@ import contextlib
 import io
 import os
 import platform
-import socket
 import statistics
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import harness
-from harness import MIB, memory, multipart, noise_png, post, running
+from harness import MIB, connect, memory, multipart, noise_png, post, running
 
 from mockserver import hostile
 
@@ -38,14 +37,9 @@ SILENT = 64
 TRICKLING = 16
 
 
-def _connect(url: str) -> socket.socket:
-    host, port = url.removeprefix("http://").split(":")
-    return socket.create_connection((host, int(port)), timeout=5)
-
-
 def _silent(url: str, stop: threading.Event) -> None:
     while not stop.is_set():
-        with contextlib.suppress(OSError), _connect(url) as sock:
+        with contextlib.suppress(OSError), connect(url, timeout=5) as sock:
             sock.settimeout(1)
             while not stop.is_set():  # until the mock closes it
                 with contextlib.suppress(TimeoutError):
@@ -57,7 +51,7 @@ def _trickling(url: str, stop: threading.Event) -> None:
     lines = [b"POST /api/v1/ocr HTTP/1.1\r\n", b"Host: 127.0.0.1\r\n"]
     lines += [f"X-Slow-{n}: {'a' * 20}\r\n".encode() for n in range(1000)]
     while not stop.is_set():
-        with contextlib.suppress(OSError), _connect(url) as sock:
+        with contextlib.suppress(OSError), connect(url, timeout=5) as sock:
             for line in lines:
                 if stop.wait(1.0):
                     return

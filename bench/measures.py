@@ -29,6 +29,7 @@ from harness import (
     TOO_LARGE,
     Load,
     Server,
+    connect,
     distinct_pngs,
     floor_command,
     lua_script,
@@ -263,7 +264,7 @@ def measure_huge_upload(work: Path, results: Results, runs: int) -> None:
     ) as mock:
         workers = mock.workers()
         for _ in range(8):  # every worker serves a few: its baseline is warm
-            on_each_worker(mock.url, len(workers), lambda sock: post_on(sock, small))
+            on_each_worker(mock.url, len(workers), lambda sock: post(mock.url, small, sock=sock))
         cold = {pid: memory(pid) for pid in workers}
         # The first refusals run code and fill buffers no small request did, once per worker:
         # measured apart, so that "unchanged" is about what every further upload costs.
@@ -286,12 +287,6 @@ def measure_huge_upload(work: Path, results: Results, runs: int) -> None:
     progress(f"60 MiB upload: 400 in {statistics.median(results.huge_ms):.1f} ms")
 
 
-def connect(url: str) -> socket.socket:
-    """A connection to the mock at `url`."""
-    host, port = url.removeprefix("http://").split(":")
-    return socket.create_connection((host, int(port)), timeout=10)
-
-
 def on_each_worker(url: str, workers: int, send: Callable[[socket.socket], object]) -> None:
     """`send` on `workers` connections opened first and held together: the workers take
     connections by load (balancing.py), so each serves one. One connection at a time could
@@ -306,22 +301,6 @@ def on_each_worker(url: str, workers: int, send: Callable[[socket.socket], objec
     finally:
         for sock in connections:
             sock.close()
-
-
-def post_on(sock: socket.socket, body: bytes) -> None:
-    """POST the multipart `body` to the OCR endpoint on `sock`; checks that it is answered."""
-    host, port = sock.getpeername()[:2]
-    head = (
-        f"POST {OCR_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n"
-        + "".join(f"{key}: {value}\r\n" for key, value in HEADERS.items())
-        + "Connection: close\r\n\r\n"
-    ).encode()
-    sock.sendall(head + body)
-    response = http.client.HTTPResponse(sock)
-    response.begin()
-    response.read()
-    if response.status != 200:
-        raise RuntimeError(f"a warm-up upload answered {response.status}")
 
 
 def time_to_answer(sock: socket.socket, body: bytes) -> float:

@@ -48,14 +48,12 @@ Found = tuple[TokenRow, AccountRow | None] | None  # what `find_token` answers
 
 @dataclass
 class _Read:
-    """What `RedisStore.arriving` read for its thread's OCR request. The token and the usage
-    each answer one call, then are spent: the request's own count changes the usage."""
+    """What `RedisStore.arriving` read for its thread's OCR request. Each token and usage
+    answers one call, then is spent: the request's own count changes the usage."""
 
     overrides: Overrides
-    digest: str | None  # the token's, None once spent
-    found: Found
-    period: str
-    usage: tuple[int, int] | None  # None once spent, or when no account was found
+    tokens: dict[str, Found]  # by digest
+    usages: dict[tuple[str, str], tuple[int, int]]  # by (account id, period)
 
 
 class RedisStore(RedisConnection, StateStore):
@@ -121,9 +119,8 @@ class RedisStore(RedisConnection, StateStore):
     def find_token(self, digest: str) -> Found:
         """The token with that SHA-256 digest and its account (None if deleted), or None."""
         read: _Read | None = getattr(self._ahead, "read", None)
-        if read is not None and read.digest == digest:
-            read.digest = None  # spent
-            return read.found
+        if read is not None and digest in read.tokens:
+            return read.tokens.pop(digest)
         return self._found(self._find_token(digest))
 
     @reaching
@@ -162,15 +159,8 @@ class RedisStore(RedisConnection, StateStore):
     def usage(self, account_id: str, period: str) -> tuple[int, int]:
         """(images used, bytes processed) of an account in a period."""
         read: _Read | None = getattr(self._ahead, "read", None)
-        if (
-            read is not None
-            and read.usage is not None
-            and read.period == period
-            and read.found is not None
-            and read.found[0].account_id == account_id
-        ):
-            used, read.usage = read.usage, None  # spent
-            return used
+        if read is not None and (account_id, period) in read.usages:
+            return read.usages.pop((account_id, period))
         return self._usage(account_id, period)
 
     @reaching
@@ -249,12 +239,16 @@ class RedisStore(RedisConnection, StateStore):
         frozen, faults, fixtures, found, images, processed = self._run(
             "arrive", ahead.digest or "", ahead.period
         )
-        token = self._found(found)
         overrides = Overrides(
             frozen_now=frozen, any_faults=bool(faults), any_fixtures=bool(fixtures)
         )
-        usage = (int(images), int(processed)) if token is not None else None
-        return _Read(overrides, ahead.digest, token, ahead.period, usage)
+        token = self._found(found)
+        read = _Read(overrides, {}, {})
+        if ahead.digest is not None:
+            read.tokens[ahead.digest] = token
+        if token is not None:
+            read.usages[token[0].account_id, ahead.period] = (int(images), int(processed))
+        return read
 
     @reaching
     def overrides(self) -> Overrides:
